@@ -1,0 +1,119 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ocigate: an authorization gateway for OCI container registries.
+#[derive(Debug, Parser)]
+#[command(name = "ocigate", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// Logging options.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Logging options, shared by every command.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `info,storage_backend=debug` (overrides RUST_LOG).
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The bundled OCI registry (distribution-spec v1.1 on a filesystem).
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+}
+
+/// `ocigate registry ...`
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Serve the registry over plain HTTP, without authentication (put the gateway in front of it).
+    Serve(ServeArgs),
+    /// Remove blobs that no manifest references. Safe while the registry serves pushes.
+    Gc(GcArgs),
+}
+
+/// `ocigate registry serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Storage root; created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the log says which).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5000")]
+    pub listen: SocketAddr,
+    /// Delete upload sessions idle for longer than this (e.g. 30m, 24h).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub upload_ttl: Duration,
+    /// Largest manifest accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub max_manifest_bytes: usize,
+    /// On SIGTERM or Ctrl-C, wait at most this long for requests in flight before exiting.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// Worker threads (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+/// `ocigate registry gc`
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Storage root of the registry.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Only report what would be removed.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30s, 10m, 24h)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(cmd: &clap::Command) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" {
+                    assert!(arg.get_help().is_some(), "{} --{id} has no help", cmd.get_name());
+                }
+            }
+            cmd.get_subcommands().for_each(walk);
+        }
+        walk(&Cli::command());
+    }
+}

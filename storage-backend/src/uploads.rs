@@ -1,0 +1,270 @@
+//! Blob upload sessions: `uploads/<id>/{repository,data}` on disk, plus the running hash in memory so a
+//! chunked upload is hashed once, as it arrives. After a restart a session is picked up from disk and its
+//! data hashed again at completion.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use oci::{Algorithm, DigestBuf};
+
+use crate::fsio;
+use crate::hashing::{self, Hasher};
+use crate::layout::Layout;
+
+/// One upload in progress. Reached only through its lock, so chunks apply one at a time.
+#[derive(Debug)]
+pub struct Session {
+    /// Session id (the last segment of its URL).
+    pub id: String,
+    /// Bytes received so far.
+    pub offset: u64,
+    hasher: Option<Hasher>,
+    /// Set once the session is completed or cancelled; anyone still waiting on the lock sees it.
+    pub closed: bool,
+}
+
+/// A session handle.
+pub type SessionRef = Arc<tokio::sync::Mutex<Session>>;
+
+/// All upload sessions of a store.
+#[derive(Debug)]
+pub struct Uploads {
+    layout: Layout,
+    live: Mutex<HashMap<String, (String, SessionRef)>>,
+}
+
+/// Why receiving a body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    /// The client's body broke off or was malformed.
+    #[error("request body: {0}")]
+    Body(#[from] axum::Error),
+    /// Writing to disk failed.
+    #[error("storage: {0}")]
+    Io(#[from] io::Error),
+    /// The body was not as long as the request said.
+    #[error("expected {expected} bytes, received {received}")]
+    Length {
+        /// Declared length.
+        expected: u64,
+        /// Bytes actually received.
+        received: u64,
+    },
+}
+
+impl Uploads {
+    /// Sessions under `layout`'s `uploads/`.
+    pub fn new(layout: Layout) -> Self {
+        Uploads { layout, live: Mutex::new(HashMap::new()) }
+    }
+
+    /// Starts a session for `repository`. Blocking.
+    pub fn create(&self, repository: &str, algorithm: Algorithm) -> io::Result<SessionRef> {
+        let id = fsio::random_uuid();
+        let dir = self.layout.upload(&id);
+        fs::create_dir_all(&dir)?;
+        fs::write(dir.join("repository"), repository)?;
+        File::create(dir.join("data"))?;
+        let session = Session { id: id.clone(), offset: 0, hasher: Some(Hasher::new(algorithm)), closed: false };
+        let session = Arc::new(tokio::sync::Mutex::new(session));
+        self.lock_live().insert(id, (repository.to_owned(), session.clone()));
+        Ok(session)
+    }
+
+    /// The session `id` of `repository`, from memory or from disk. `None` when there is no such session
+    /// or it belongs to another repository. Blocking (reads the disk on a miss).
+    pub fn get(&self, repository: &str, id: &str) -> io::Result<Option<SessionRef>> {
+        if let Some((repo, s)) = self.lock_live().get(id) {
+            return Ok((repo == repository).then(|| s.clone()));
+        }
+        let dir = self.layout.upload(id);
+        let Some(owner) = fsio::read_optional(&dir.join("repository"))? else {
+            return Ok(None);
+        };
+        if owner != repository.as_bytes() {
+            return Ok(None);
+        }
+        let Some(offset) = fsio::file_size(&dir.join("data"))? else {
+            return Ok(None);
+        };
+        let session = Session { id: id.to_owned(), offset, hasher: None, closed: false };
+        let session = Arc::new(tokio::sync::Mutex::new(session));
+        let mut live = self.lock_live();
+        let entry = live.entry(id.to_owned()).or_insert_with(|| (repository.to_owned(), session));
+        Ok(Some(entry.1.clone()))
+    }
+
+    /// Path of a session's data file.
+    pub fn data_path(&self, id: &str) -> PathBuf {
+        self.layout.upload(id).join("data")
+    }
+
+    /// Forgets a session and deletes its files. Blocking.
+    pub fn remove(&self, session: &mut Session) -> io::Result<()> {
+        session.closed = true;
+        self.lock_live().remove(&session.id);
+        match fs::remove_dir_all(self.layout.upload(&session.id)) {
+            Err(e) if !fsio::not_found(&e) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends a request body to the session's data, hashing as it goes. On any failure (including a body
+    /// whose length is not `expected`) the data is cut back to where it was, so a broken chunk leaves the
+    /// session as it found it.
+    pub async fn append(&self, session: &mut Session, body: Body, expected: Option<u64>) -> Result<u64, ReceiveError> {
+        let path = self.data_path(&session.id);
+        let start = session.offset;
+        let hasher = session.hasher.clone();
+        let received = receive(path.clone(), start, hasher, body).await.and_then(|(written, hasher)| match expected {
+            Some(expected) if expected != written => Err(ReceiveError::Length { expected, received: written }),
+            _ => Ok((written, hasher)),
+        });
+        match received {
+            Ok((written, hasher)) => {
+                session.offset += written;
+                session.hasher = hasher;
+                Ok(written)
+            }
+            Err(e) => {
+                let truncated = tokio::task::spawn_blocking(move || {
+                    OpenOptions::new().write(true).open(&path)?.set_len(start)
+                })
+                .await
+                .map_err(io::Error::other)
+                .and_then(|r| r);
+                if let Err(t) = truncated {
+                    // The data no longer matches the offset: the session cannot continue safely.
+                    tracing::error!(error = %t, session = %session.id, "cannot roll back a failed chunk");
+                    session.hasher = None;
+                    session.offset = fsio::file_size(&self.data_path(&session.id)).ok().flatten().unwrap_or(0);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The digest of everything received, in `algorithm`: from the running hash when it covers the data,
+    /// else by reading the data again.
+    pub async fn digest(&self, session: &mut Session, algorithm: Algorithm) -> io::Result<DigestBuf> {
+        if let Some(hasher) = session.hasher.take()
+            && hasher.algorithm() == algorithm
+        {
+            return Ok(hasher.finish());
+        }
+        let path = self.data_path(&session.id);
+        tokio::task::spawn_blocking(move || hashing::digest_file(algorithm, &path)).await.map_err(io::Error::other)?
+    }
+
+    /// Removes sessions idle for longer than `ttl` and temporary files left by a crash. Returns how many
+    /// sessions were removed. Blocking.
+    pub fn purge_stale(&self, ttl: Duration) -> io::Result<usize> {
+        let Some(names) = list_all(&self.layout.uploads_dir())? else {
+            return Ok(0);
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for name in names {
+            let path = self.layout.upload(&name);
+            let probe = if name.starts_with(fsio::TMP_PREFIX) { path.clone() } else { path.join("data") };
+            let modified = match fs::metadata(&probe).and_then(|m| m.modified()) {
+                Ok(t) => t,
+                Err(e) if fsio::not_found(&e) => fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(now),
+                Err(e) => return Err(e),
+            };
+            if now.duration_since(modified).unwrap_or_default() < ttl {
+                continue;
+            }
+            if name.starts_with(fsio::TMP_PREFIX) {
+                fsio::remove_optional(&path)?;
+                continue;
+            }
+            // Skip a session that is busy right now; it is not idle.
+            let live = self.lock_live().get(&name).map(|(_, s)| s.clone());
+            if let Some(s) = &live {
+                let Ok(mut guard) = s.try_lock() else { continue };
+                guard.closed = true;
+                self.lock_live().remove(&name);
+            }
+            match fs::remove_dir_all(&path) {
+                Err(e) if !fsio::not_found(&e) => return Err(e),
+                _ => removed += 1,
+            }
+        }
+        Ok(removed)
+    }
+
+    fn lock_live(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, SessionRef)>> {
+        // The map holds no invariant a panicking holder could break: keep using it.
+        self.live.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn list_all(dir: &std::path::Path) -> io::Result<Option<Vec<String>>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if fsio::not_found(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        if let Ok(name) = entry?.file_name().into_string() {
+            out.push(name);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Streams `body` into the file at `path` from `offset`, hashing on a blocking thread while the async side
+/// keeps reading the socket. Memory is bounded by the channel: a few body frames.
+async fn receive(
+    path: PathBuf,
+    offset: u64,
+    mut hasher: Option<Hasher>,
+    body: Body,
+) -> Result<(u64, Option<Hasher>), ReceiveError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<(u64, Option<Hasher>)> {
+        let mut file = OpenOptions::new().write(true).open(&path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        let mut written = 0u64;
+        while let Some(chunk) = rx.blocking_recv() {
+            file.write_all(&chunk)?;
+            if let Some(h) = hasher.as_mut() {
+                h.update(&chunk);
+            }
+            written += chunk.len() as u64;
+        }
+        Ok((written, hasher))
+    });
+    let mut stream = body.into_data_stream();
+    let mut body_error = None;
+    while let Some(frame) = stream.next().await {
+        match frame {
+            Ok(chunk) if chunk.is_empty() => {}
+            Ok(chunk) => {
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                body_error = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer.await.map_err(io::Error::other)??;
+    match body_error {
+        Some(e) => Err(ReceiveError::Body(e)),
+        None => Ok(written),
+    }
+}
+
