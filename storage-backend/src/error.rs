@@ -2,7 +2,22 @@
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+
+/// `{"errors":[...]}`, fields in the spec's order.
+#[derive(Serialize)]
+struct Body {
+    errors: [Entry; 1],
+}
+
+#[derive(Serialize)]
+struct Entry {
+    code: &'static str,
+    message: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<Value>,
+}
 
 /// An error code from the distribution spec (plus `RANGE_INVALID`, `PAGINATION_NUMBER_INVALID` and
 /// `UNKNOWN`, which distribution also uses).
@@ -155,12 +170,11 @@ impl From<std::io::Error> for RegistryError {
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
-        let body = json!({ "errors": [{
-            "code": self.code.as_str(),
-            "message": self.code.message(),
-            "detail": self.detail.unwrap_or(Value::Null),
-        }]});
-        let mut resp = (self.status, body.to_string()).into_response();
+        let body = Body {
+            errors: [Entry { code: self.code.as_str(), message: self.code.message(), detail: self.detail }],
+        };
+        let text = serde_json::to_string(&body).unwrap_or_else(|_| format!("{{\"errors\":[{{\"code\":\"{}\"}}]}}", self.code.as_str()));
+        let mut resp = (self.status, text).into_response();
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in self.headers {
