@@ -56,6 +56,12 @@ pub struct Removed {
 /// Runs a collection on the storage root. With `dry_run` nothing is changed. `on_remove` hears about every
 /// blob removed.
 pub fn collect(root: &Path, dry_run: bool, mut on_remove: impl FnMut(&Removed)) -> io::Result<Report> {
+    if !root.join("repositories").is_dir() || !root.join("blobs").is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{} is not a registry storage root (no blobs/ and repositories/ in it)", root.display()),
+        ));
+    }
     let store = Store::open(root)?;
     let layout = store.layout();
     // Timestamps on disk come from a coarse clock; a margin keeps anything touched around the start.

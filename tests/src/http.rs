@@ -168,14 +168,29 @@ impl RequestBuilder {
     }
 }
 
-/// Sends raw bytes on a fresh connection and returns the raw response (status line first). For requests no
-/// well-behaved client library would send.
+/// Sends raw bytes on a fresh connection and returns the raw response (status line first), read up to the
+/// end of its body. For requests no well-behaved client library would send.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     s.write_all(request).expect("write");
     let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
+            if len.is_some_and(|len| out.len() >= end + 4 + len) {
+                break;
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
     String::from_utf8_lossy(&out).into_owned()
 }
 
