@@ -14,7 +14,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = args.threads {
         rt.worker_threads(n.max(1));
     }
-    let rt = rt.enable_all().build().context("cannot start the async runtime")?;
+    let rt = rt
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     rt.block_on(async move {
         let config = Config {
             upload_ttl: args.upload_ttl,
@@ -31,8 +34,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
         let stop = Arc::new(Notify::new());
         let stopped = stop.clone();
-        let mut server =
-            tokio::spawn(storage_backend::serve(listener, registry, async move { stopped.notified().await }));
+        let mut server = tokio::spawn(storage_backend::serve(listener, registry, async move {
+            stopped.notified().await
+        }));
         tokio::select! {
             result = &mut server => return result.context("server task failed")?.context("server failed"),
             () = shutdown_signal() => {}

@@ -34,8 +34,10 @@ impl NameError {
             NameError::TooLong => "repository name is longer than 255 characters",
             NameError::EmptyComponent => "repository name has an empty path component",
             NameError::BadCharacter => "repository name may only contain a-z, 0-9, '.', '_', '-' and '/'",
-            NameError::BadSeparator => "repository name components must start and end with a-z or 0-9 and be \
-                 separated by '.', '_', '__' or dashes",
+            NameError::BadSeparator => {
+                "repository name components must start and end with a-z or 0-9 and be \
+                 separated by '.', '_', '__' or dashes"
+            }
         }
     }
 }

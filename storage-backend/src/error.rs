@@ -129,7 +129,12 @@ pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 impl RegistryError {
     /// An error with the code's default status and no detail.
     pub fn new(code: Code) -> Self {
-        RegistryError { code, status: code.status(), detail: None, headers: Vec::new() }
+        RegistryError {
+            code,
+            status: code.status(),
+            detail: None,
+            headers: Vec::new(),
+        }
     }
 
     /// Attaches a detail value (shown to the client).
@@ -171,9 +176,14 @@ impl From<std::io::Error> for RegistryError {
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let body = Body {
-            errors: [Entry { code: self.code.as_str(), message: self.code.message(), detail: self.detail }],
+            errors: [Entry {
+                code: self.code.as_str(),
+                message: self.code.message(),
+                detail: self.detail,
+            }],
         };
-        let text = serde_json::to_string(&body).unwrap_or_else(|_| format!("{{\"errors\":[{{\"code\":\"{}\"}}]}}", self.code.as_str()));
+        let text = serde_json::to_string(&body)
+            .unwrap_or_else(|_| format!("{{\"errors\":[{{\"code\":\"{}\"}}]}}", self.code.as_str()));
         let mut resp = (self.status, text).into_response();
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

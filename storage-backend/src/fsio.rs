@@ -29,7 +29,9 @@ pub fn write_atomic(tmp_dir: &Path, target: &Path, contents: &[u8]) -> io::Resul
 
 /// Renames `from` to `to` (replacing it), creating `to`'s folder if needed, and syncs that folder.
 pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
-    let parent = to.parent().ok_or_else(|| io::Error::other("target has no parent folder"))?;
+    let parent = to
+        .parent()
+        .ok_or_else(|| io::Error::other("target has no parent folder"))?;
     ensure_dir(parent)?;
     fs::rename(from, to)?;
     sync_dir(parent)
@@ -40,7 +42,9 @@ pub fn create_marker(path: &Path) -> io::Result<()> {
     if touch(path)? {
         return Ok(());
     }
-    let parent = path.parent().ok_or_else(|| io::Error::other("marker has no parent folder"))?;
+    let parent = path
+        .parent()
+        .ok_or_else(|| io::Error::other("marker has no parent folder"))?;
     ensure_dir(parent)?;
     File::create(path)?;
     sync_dir(parent)
@@ -134,7 +138,9 @@ pub fn not_found(e: &io::Error) -> bool {
 /// 128 random bits as 32 lowercase hex characters.
 pub fn random_hex() -> String {
     let bytes = random_bytes();
-    oci::DigestBuf::from_hash(oci::Algorithm::Sha256, &bytes).hex().to_owned()
+    oci::DigestBuf::from_hash(oci::Algorithm::Sha256, &bytes)
+        .hex()
+        .to_owned()
 }
 
 /// A random version-4 UUID, the format clients expect in `Docker-Upload-UUID`.
@@ -144,7 +150,14 @@ pub fn random_uuid() -> String {
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = oci::DigestBuf::from_hash(oci::Algorithm::Sha256, &b);
     let h = h.hex();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 fn random_bytes() -> [u8; 16] {

@@ -59,7 +59,10 @@ pub fn collect(root: &Path, dry_run: bool, mut on_remove: impl FnMut(&Removed)) 
     if !root.join("repositories").is_dir() || !root.join("blobs").is_dir() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("{} is not a registry storage root (no blobs/ and repositories/ in it)", root.display()),
+            format!(
+                "{} is not a registry storage root (no blobs/ and repositories/ in it)",
+                root.display()
+            ),
         ));
     }
     let store = Store::open(root)?;
@@ -94,7 +97,10 @@ pub fn collect(root: &Path, dry_run: bool, mut on_remove: impl FnMut(&Removed)) 
                     Sweep::Removed(size) => {
                         report.removed += 1;
                         report.bytes += size;
-                        on_remove(&Removed { digest: digest.to_buf(), size });
+                        on_remove(&Removed {
+                            digest: digest.to_buf(),
+                            size,
+                        });
                         removed.insert(digest.to_buf());
                     }
                 }
@@ -109,11 +115,18 @@ pub fn collect(root: &Path, dry_run: bool, mut on_remove: impl FnMut(&Removed)) 
     Ok(report)
 }
 
-fn mark_repository(store: &Store, repo: &str, marked: &mut HashSet<DigestBuf>, report: &mut Report) -> io::Result<()> {
+fn mark_repository(
+    store: &Store,
+    repo: &str,
+    marked: &mut HashSet<DigestBuf>,
+    report: &mut Report,
+) -> io::Result<()> {
     let layout = store.layout();
     for algorithm in Algorithm::ALL {
         for hex in fsio::list_dir(&layout.revisions_dir(repo, algorithm))?.unwrap_or_default() {
-            let Ok(digest) = Digest::from_parts(algorithm, &hex) else { continue };
+            let Ok(digest) = Digest::from_parts(algorithm, &hex) else {
+                continue;
+            };
             marked.insert(digest.to_buf());
             report.manifests += 1;
             let Some(content) = fsio::read_optional(&layout.blob(digest))? else {
@@ -123,9 +136,15 @@ fn mark_repository(store: &Store, repo: &str, marked: &mut HashSet<DigestBuf>, r
             // Every stored manifest was parsed when it was pushed. If one no longer parses we cannot know
             // what it references, so stop rather than delete something it needs.
             let doc = Manifest::parse(&content).map_err(|e| {
-                io::Error::other(format!("manifest {digest} in {repo} cannot be parsed ({e}); not collecting"))
+                io::Error::other(format!(
+                    "manifest {digest} in {repo} cannot be parsed ({e}); not collecting"
+                ))
             })?;
-            let referenced = doc.config.iter().chain(doc.layers.iter().flatten()).chain(doc.blobs.iter().flatten());
+            let referenced = doc
+                .config
+                .iter()
+                .chain(doc.layers.iter().flatten())
+                .chain(doc.blobs.iter().flatten());
             for d in referenced.chain(doc.manifests.iter().flatten()) {
                 if let Ok(d) = DigestBuf::parse(&d.digest) {
                     marked.insert(d);
@@ -171,12 +190,19 @@ fn sweep(path: &Path, started: SystemTime, dry_run: bool) -> io::Result<Sweep> {
 
 /// Removes a repository's links to blobs this collection removed, unless the link is newer than the
 /// collection (the blob was pushed again meanwhile).
-fn unlink_removed(layout: &Layout, repo: &str, removed: &HashSet<DigestBuf>, started: SystemTime) -> io::Result<usize> {
+fn unlink_removed(
+    layout: &Layout,
+    repo: &str,
+    removed: &HashSet<DigestBuf>,
+    started: SystemTime,
+) -> io::Result<usize> {
     let mut n = 0;
     for algorithm in Algorithm::ALL {
         let dir = layout.repository(repo).join("_layers").join(algorithm.as_str());
         for hex in fsio::list_dir(&dir)?.unwrap_or_default() {
-            let Ok(digest) = Digest::from_parts(algorithm, &hex) else { continue };
+            let Ok(digest) = Digest::from_parts(algorithm, &hex) else {
+                continue;
+            };
             if !removed.contains(&digest.to_buf()) {
                 continue;
             }

@@ -51,7 +51,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { upload_ttl: Duration::from_secs(24 * 3600), max_manifest_bytes: 4 << 20, catalog_page_size: 1000 }
+        Config {
+            upload_ttl: Duration::from_secs(24 * 3600),
+            max_manifest_bytes: 4 << 20,
+            catalog_page_size: 1000,
+        }
     }
 }
 
@@ -68,7 +72,11 @@ impl Registry {
     pub fn open(root: &Path, config: Config) -> io::Result<Arc<Registry>> {
         let store = Store::open(root)?;
         let uploads = Uploads::new(store.layout().clone());
-        Ok(Arc::new(Registry { store, uploads, config }))
+        Ok(Arc::new(Registry {
+            store,
+            uploads,
+            config,
+        }))
     }
 
     /// The content store.
@@ -105,7 +113,9 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    let result = axum::serve(listener, app(registry)).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app(registry))
+        .with_graceful_shutdown(shutdown)
+        .await;
     janitor.abort();
     result
 }
@@ -133,5 +143,7 @@ pub fn spawn_janitor(registry: Arc<Registry>) -> tokio::task::JoinHandle<()> {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, RegistryError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| RegistryError::internal("storage task failed", e))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| RegistryError::internal("storage task failed", e))?
 }

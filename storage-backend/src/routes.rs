@@ -22,7 +22,9 @@ pub(crate) async fn dispatch(State(registry): State<Arc<Registry>>, request: Req
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
-    response.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    response
+        .headers_mut()
+        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
     response
 }
 
@@ -49,7 +51,10 @@ async fn route(reg: &Arc<Registry>, parts: &Parts, body: Body) -> Result<Respons
             Method::GET | Method::HEAD => listing::referrers(reg, repository, digest, query).await,
             _ => Err(not_allowed("GET, HEAD")),
         },
-        Route::Manifest { repository, reference } => match *method {
+        Route::Manifest {
+            repository,
+            reference,
+        } => match *method {
             Method::GET => manifests::get(reg, repository, reference, headers, false),
             Method::HEAD => manifests::get(reg, repository, reference, headers, true),
             Method::PUT => manifests::put(reg, repository, reference, query, headers, body).await,
@@ -88,14 +93,16 @@ fn not_allowed(allow: &'static str) -> RegistryError {
 pub(crate) fn route_error(e: RouteError, method: &Method) -> RegistryError {
     let detail = e.as_str();
     match e {
-        RouteError::NotV2 | RouteError::Unknown => {
-            RegistryError::new(Code::Unsupported).status(StatusCode::NOT_FOUND).detail(detail)
-        }
+        RouteError::NotV2 | RouteError::Unknown => RegistryError::new(Code::Unsupported)
+            .status(StatusCode::NOT_FOUND)
+            .detail(detail),
         RouteError::Encoding | RouteError::Name(_) => RegistryError::new(Code::NameInvalid).detail(detail),
         RouteError::Reference(ReferenceError::Tag) if *method == Method::PUT => {
             RegistryError::new(Code::ManifestInvalid).detail(detail)
         }
-        RouteError::Reference(ReferenceError::Tag) => RegistryError::new(Code::ManifestUnknown).detail(detail),
+        RouteError::Reference(ReferenceError::Tag) => {
+            RegistryError::new(Code::ManifestUnknown).detail(detail)
+        }
         RouteError::Reference(ReferenceError::Digest(_)) | RouteError::Digest(_) => {
             RegistryError::new(Code::DigestInvalid).detail(detail)
         }

@@ -62,7 +62,10 @@ pub enum ReceiveError {
 impl Uploads {
     /// Sessions under `layout`'s `uploads/`.
     pub fn new(layout: Layout) -> Self {
-        Uploads { layout, live: Mutex::new(HashMap::new()) }
+        Uploads {
+            layout,
+            live: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Starts a session for `repository`. Blocking.
@@ -72,9 +75,15 @@ impl Uploads {
         fs::create_dir_all(&dir)?;
         fs::write(dir.join("repository"), repository)?;
         File::create(dir.join("data"))?;
-        let session = Session { id: id.clone(), offset: 0, hasher: Some(Hasher::new(algorithm)), closed: false };
+        let session = Session {
+            id: id.clone(),
+            offset: 0,
+            hasher: Some(Hasher::new(algorithm)),
+            closed: false,
+        };
         let session = Arc::new(tokio::sync::Mutex::new(session));
-        self.lock_live().insert(id, (repository.to_owned(), session.clone()));
+        self.lock_live()
+            .insert(id, (repository.to_owned(), session.clone()));
         Ok(session)
     }
 
@@ -94,10 +103,17 @@ impl Uploads {
         let Some(offset) = fsio::file_size(&dir.join("data"))? else {
             return Ok(None);
         };
-        let session = Session { id: id.to_owned(), offset, hasher: None, closed: false };
+        let session = Session {
+            id: id.to_owned(),
+            offset,
+            hasher: None,
+            closed: false,
+        };
         let session = Arc::new(tokio::sync::Mutex::new(session));
         let mut live = self.lock_live();
-        let entry = live.entry(id.to_owned()).or_insert_with(|| (repository.to_owned(), session));
+        let entry = live
+            .entry(id.to_owned())
+            .or_insert_with(|| (repository.to_owned(), session));
         Ok(Some(entry.1.clone()))
     }
 
@@ -119,14 +135,24 @@ impl Uploads {
     /// Appends a request body to the session's data, hashing as it goes. On any failure (including a body
     /// whose length is not `expected`) the data is cut back to where it was, so a broken chunk leaves the
     /// session as it found it.
-    pub async fn append(&self, session: &mut Session, body: Body, expected: Option<u64>) -> Result<u64, ReceiveError> {
+    pub async fn append(
+        &self,
+        session: &mut Session,
+        body: Body,
+        expected: Option<u64>,
+    ) -> Result<u64, ReceiveError> {
         let path = self.data_path(&session.id);
         let start = session.offset;
         let hasher = session.hasher.clone();
-        let received = receive(path.clone(), start, hasher, body).await.and_then(|(written, hasher)| match expected {
-            Some(expected) if expected != written => Err(ReceiveError::Length { expected, received: written }),
-            _ => Ok((written, hasher)),
-        });
+        let received = receive(path.clone(), start, hasher, body)
+            .await
+            .and_then(|(written, hasher)| match expected {
+                Some(expected) if expected != written => Err(ReceiveError::Length {
+                    expected,
+                    received: written,
+                }),
+                _ => Ok((written, hasher)),
+            });
         match received {
             Ok((written, hasher)) => {
                 session.offset += written;
@@ -144,7 +170,10 @@ impl Uploads {
                     // The data no longer matches the offset: the session cannot continue safely.
                     tracing::error!(error = %t, session = %session.id, "cannot roll back a failed chunk");
                     session.hasher = None;
-                    session.offset = fsio::file_size(&self.data_path(&session.id)).ok().flatten().unwrap_or(0);
+                    session.offset = fsio::file_size(&self.data_path(&session.id))
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0);
                 }
                 Err(e)
             }
@@ -160,7 +189,9 @@ impl Uploads {
             return Ok(hasher.finish());
         }
         let path = self.data_path(&session.id);
-        tokio::task::spawn_blocking(move || hashing::digest_file(algorithm, &path)).await.map_err(io::Error::other)?
+        tokio::task::spawn_blocking(move || hashing::digest_file(algorithm, &path))
+            .await
+            .map_err(io::Error::other)?
     }
 
     /// Removes sessions idle for longer than `ttl` and temporary files left by a crash. Returns how many
@@ -173,10 +204,16 @@ impl Uploads {
         let mut removed = 0;
         for name in names {
             let path = self.layout.upload(&name);
-            let probe = if name.starts_with(fsio::TMP_PREFIX) { path.clone() } else { path.join("data") };
+            let probe = if name.starts_with(fsio::TMP_PREFIX) {
+                path.clone()
+            } else {
+                path.join("data")
+            };
             let modified = match fs::metadata(&probe).and_then(|m| m.modified()) {
                 Ok(t) => t,
-                Err(e) if fsio::not_found(&e) => fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(now),
+                Err(e) if fsio::not_found(&e) => {
+                    fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(now)
+                }
                 Err(e) => return Err(e),
             };
             if now.duration_since(modified).unwrap_or_default() < ttl {
@@ -267,4 +304,3 @@ async fn receive(
         None => Ok(written),
     }
 }
-

@@ -58,7 +58,11 @@ impl Blob {
     /// Wraps bytes.
     pub fn new(media_type: &str, data: impl Into<Bytes>) -> Blob {
         let data = data.into();
-        Blob { media_type: media_type.to_owned(), digest: sha256(&data), data }
+        Blob {
+            media_type: media_type.to_owned(),
+            digest: sha256(&data),
+            data,
+        }
     }
 
     /// JSON content.
@@ -122,7 +126,8 @@ pub struct Image {
 impl Image {
     /// An image for `linux/<arch>` with `n` layers of about `size` bytes each.
     pub fn new(seed: u64, n: usize, size: usize, arch: &str) -> Image {
-        let (layers, diff_ids): (Vec<_>, Vec<_>) = (0..n).map(|i| layer(seed * 1000 + i as u64, size)).unzip();
+        let (layers, diff_ids): (Vec<_>, Vec<_>) =
+            (0..n).map(|i| layer(seed * 1000 + i as u64, size)).unzip();
         let config = Blob::json(
             OCI_CONFIG,
             &json!({
@@ -139,7 +144,11 @@ impl Image {
                 "layers": layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
             }),
         );
-        Image { config, layers, manifest }
+        Image {
+            config,
+            layers,
+            manifest,
+        }
     }
 
     /// Every blob of the image, manifest last.
@@ -161,7 +170,10 @@ pub fn index(images: &[(&Image, &str)]) -> Blob {
             d
         })
         .collect();
-    Blob::json(OCI_INDEX, &json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }))
+    Blob::json(
+        OCI_INDEX,
+        &json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }),
+    )
 }
 
 /// The empty JSON blob `{}`.

@@ -7,10 +7,20 @@ use std::process::Command;
 
 /// Is `tool` on the PATH? Prints a skip notice when it is not, or panics under `OCIGATE_REQUIRE_TOOLS=1`.
 pub fn available(tool: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
-        let hint = format!("{tool} is not installed (Debian: apt-get install {})", package(tool));
-        assert!(std::env::var("OCIGATE_REQUIRE_TOOLS").as_deref() != Ok("1"), "{hint}");
+        let hint = format!(
+            "{tool} is not installed (Debian: apt-get install {})",
+            package(tool)
+        );
+        assert!(
+            std::env::var("OCIGATE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{hint}"
+        );
         eprintln!("SKIPPED: {hint}");
     }
     found

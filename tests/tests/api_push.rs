@@ -18,7 +18,10 @@ async fn start(c: &Client, repo: &str) -> String {
     assert_eq!(r.header("range"), Some("0-0"));
     let loc = r.location();
     assert!(loc.starts_with(&format!("/v2/{repo}/blobs/uploads/")), "{loc}");
-    assert_eq!(Some(loc.rsplit('/').next().unwrap()), r.header("docker-upload-uuid"));
+    assert_eq!(
+        Some(loc.rsplit('/').next().unwrap()),
+        r.header("docker-upload-uuid")
+    );
     loc
 }
 
@@ -48,7 +51,10 @@ async fn single_request_post_with_digest() {
     let c = reg.client();
     let b = blob(2, 5000);
     let r = c
-        .request(Method::POST, &format!("/v2/single/blobs/uploads/?digest={}", b.digest))
+        .request(
+            Method::POST,
+            &format!("/v2/single/blobs/uploads/?digest={}", b.digest),
+        )
         .header("content-type", "application/octet-stream")
         .body(b.data.clone())
         .send()
@@ -59,7 +65,11 @@ async fn single_request_post_with_digest() {
 
     // Wrong digest: rejected, nothing stored.
     let wrong = content::sha256(b"other");
-    let r = c.request(Method::POST, &format!("/v2/single/blobs/uploads/?digest={wrong}")).body(b.data.clone()).send().await;
+    let r = c
+        .request(Method::POST, &format!("/v2/single/blobs/uploads/?digest={wrong}"))
+        .body(b.data.clone())
+        .send()
+        .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
     assert_eq!(c.head(&format!("/v2/single/blobs/{wrong}")).await.status, 404);
 }
@@ -84,14 +94,24 @@ async fn chunked_upload_in_order_with_status_and_416() {
     assert_eq!(r.header("range"), Some("0-0"));
     assert_eq!(r.location(), loc);
 
-    let r = c.request(Method::PATCH, &loc).header("content-range", "0-21").body(one.clone()).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", "0-21")
+        .body(one.clone())
+        .send()
+        .await;
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(r.header("range"), Some("0-21"));
     assert_eq!(r.location(), loc);
     assert_eq!(r.header("content-length"), Some("0"));
 
     // Resending the first chunk: 416 with the current range.
-    let r = c.request(Method::PATCH, &loc).header("content-range", "0-21").body(one.clone()).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", "0-21")
+        .body(one.clone())
+        .send()
+        .await;
     assert_eq!(r.status, 416);
     assert_eq!(r.header("range"), Some("0-21"));
 
@@ -100,11 +120,20 @@ async fn chunked_upload_in_order_with_status_and_416() {
     assert_eq!(r.header("range"), Some("0-21"));
     assert_eq!(r.location(), loc);
 
-    let r = c.request(Method::PATCH, &loc).header("content-range", "22-41").body(two.clone()).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", "22-41")
+        .body(two.clone())
+        .send()
+        .await;
     assert_eq!(r.status, 202);
     assert_eq!(r.header("range"), Some("0-41"));
 
-    let r = c.request(Method::PUT, &format!("{loc}?digest={}", b.digest)).body(Bytes::new()).send().await;
+    let r = c
+        .request(Method::PUT, &format!("{loc}?digest={}", b.digest))
+        .body(Bytes::new())
+        .send()
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.location(), format!("/v2/chunky/blobs/{}", b.digest));
     assert_blob(&c, "chunky", &b).await;
@@ -118,7 +147,12 @@ async fn chunk_length_must_match_its_range() {
     let reg = Server::registry();
     let c = reg.client();
     let loc = start(&c, "chunky").await;
-    let r = c.request(Method::PATCH, &loc).header("content-range", "0-9").body(vec![0u8; 5]).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", "0-9")
+        .body(vec![0u8; 5])
+        .send()
+        .await;
     assert_eq!(r.status, 416);
     assert_eq!(c.get(&loc).await.header("range"), Some("0-0"), "nothing appended");
 }
@@ -129,7 +163,12 @@ async fn final_put_can_carry_the_last_chunk() {
     let c = reg.client();
     let b = blob(4, 3000);
     let loc = start(&c, "tail").await;
-    let r = c.request(Method::PATCH, &loc).header("content-range", "0-999").body(b.data.slice(..1000)).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", "0-999")
+        .body(b.data.slice(..1000))
+        .send()
+        .await;
     assert_eq!(r.status, 202);
     let r = c
         .request(Method::PUT, &format!("{loc}?digest={}", b.digest))
@@ -148,9 +187,17 @@ async fn streamed_patch_without_length() {
     let b = blob(5, 300_000);
     let loc = start(&c, "stream").await;
     let chunks: Vec<Bytes> = b.data.chunks(7_000).map(Bytes::copy_from_slice).collect();
-    let r = c.request(Method::PATCH, &loc).header("content-type", "application/octet-stream").chunked(chunks).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-type", "application/octet-stream")
+        .chunked(chunks)
+        .send()
+        .await;
     assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(r.header("range"), Some(format!("0-{}", b.data.len() - 1).as_str()));
+    assert_eq!(
+        r.header("range"),
+        Some(format!("0-{}", b.data.len() - 1).as_str())
+    );
     let loc = r.location();
     // Closing PUT with an empty body, as the conformance suite sends it.
     let r = c
@@ -174,15 +221,25 @@ async fn upload_errors() {
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
     // A digest that does not match: 400, and the upload is gone with nothing stored.
     let wrong = content::sha256(b"not it");
-    let r = c.request(Method::PUT, &format!("{loc}?digest={wrong}")).body(b.data.clone()).send().await;
+    let r = c
+        .request(Method::PUT, &format!("{loc}?digest={wrong}"))
+        .body(b.data.clone())
+        .send()
+        .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
     assert_eq!(c.head(&format!("/v2/errs/blobs/{wrong}")).await.status, 404);
     assert_eq!(c.head(&format!("/v2/errs/blobs/{}", b.digest)).await.status, 404);
     assert_eq!(c.get(&loc).await.status, 404);
     // Unknown sessions.
-    let r = c.get("/v2/errs/blobs/uploads/00000000-0000-4000-8000-000000000000").await;
+    let r = c
+        .get("/v2/errs/blobs/uploads/00000000-0000-4000-8000-000000000000")
+        .await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
-    let r = c.request(Method::PATCH, "/v2/errs/blobs/uploads/not-a-session").body(vec![1u8]).send().await;
+    let r = c
+        .request(Method::PATCH, "/v2/errs/blobs/uploads/not-a-session")
+        .body(vec![1u8])
+        .send()
+        .await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
     // A session belongs to its repository.
     let loc = start(&c, "errs").await;
@@ -190,7 +247,11 @@ async fn upload_errors() {
     let r = c.get(&format!("/v2/elsewhere/blobs/uploads/{id}")).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
     // Invalid digest parameter.
-    let r = c.request(Method::PUT, &format!("{loc}?digest=sha256:xyz")).body(Bytes::new()).send().await;
+    let r = c
+        .request(Method::PUT, &format!("{loc}?digest=sha256:xyz"))
+        .body(Bytes::new())
+        .send()
+        .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
 }
 
@@ -199,13 +260,26 @@ async fn cancel_upload() {
     let reg = Server::registry();
     let c = reg.client();
     let loc = start(&c, "cancel").await;
-    assert_eq!(c.request(Method::PATCH, &loc).body(vec![7u8; 10]).send().await.status, 202);
+    assert_eq!(
+        c.request(Method::PATCH, &loc)
+            .body(vec![7u8; 10])
+            .send()
+            .await
+            .status,
+        202
+    );
     let r = c.delete(&loc).await;
     assert_eq!(r.status, 204);
     let r = c.get(&loc).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
     assert_eq!(c.delete(&loc).await.status, 404);
-    assert!(std::fs::read_dir(reg.root().join("uploads")).unwrap().next().is_none(), "upload files removed");
+    assert!(
+        std::fs::read_dir(reg.root().join("uploads"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "upload files removed"
+    );
 }
 
 #[tokio::test]
@@ -215,7 +289,12 @@ async fn cross_repository_mount() {
     let b = blob(7, 2048);
     assert_eq!(c.push_blob("src/repo", &b).await.status, 201);
 
-    let r = c.post(&format!("/v2/dst/blobs/uploads/?mount={}&from=src/repo", b.digest)).await;
+    let r = c
+        .post(&format!(
+            "/v2/dst/blobs/uploads/?mount={}&from=src/repo",
+            b.digest
+        ))
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.location(), format!("/v2/dst/blobs/{}", b.digest));
     assert_eq!(r.header("docker-content-digest"), Some(b.digest.as_str()));
@@ -223,17 +302,28 @@ async fn cross_repository_mount() {
 
     // `from` does not hold it: a normal upload session starts.
     let other = blob(8, 10);
-    let r = c.post(&format!("/v2/dst/blobs/uploads/?mount={}&from=src/repo", other.digest)).await;
+    let r = c
+        .post(&format!(
+            "/v2/dst/blobs/uploads/?mount={}&from=src/repo",
+            other.digest
+        ))
+        .await;
     assert_eq!(r.status, 202);
     assert!(r.location().starts_with("/v2/dst/blobs/uploads/"));
     // No `from`: never mounted (a blob is only reachable through a repository that holds it).
-    let r = c.post(&format!("/v2/third/blobs/uploads/?mount={}", b.digest)).await;
+    let r = c
+        .post(&format!("/v2/third/blobs/uploads/?mount={}", b.digest))
+        .await;
     assert_eq!(r.status, 202);
     assert_eq!(c.head(&format!("/v2/third/blobs/{}", b.digest)).await.status, 404);
     // Bad parameters.
-    let r = c.post("/v2/dst/blobs/uploads/?mount=sha256:zz&from=src/repo").await;
+    let r = c
+        .post("/v2/dst/blobs/uploads/?mount=sha256:zz&from=src/repo")
+        .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
-    let r = c.post(&format!("/v2/dst/blobs/uploads/?mount={}&from=../src", b.digest)).await;
+    let r = c
+        .post(&format!("/v2/dst/blobs/uploads/?mount={}&from=../src", b.digest))
+        .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "NAME_INVALID"));
 }
 
@@ -248,14 +338,20 @@ async fn manifest_push_by_tag_digest_and_tag_params() {
     let r = c.put_manifest("m", "v1", &img.manifest).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.location(), format!("/v2/m/manifests/{}", img.manifest.digest));
-    assert_eq!(r.header("docker-content-digest"), Some(img.manifest.digest.as_str()));
+    assert_eq!(
+        r.header("docker-content-digest"),
+        Some(img.manifest.digest.as_str())
+    );
     assert_eq!(r.header("oci-subject"), None);
 
     let r = c.put_manifest("m", &img.manifest.digest, &img.manifest).await;
     assert_eq!(r.status, 201);
 
     let r = c
-        .request(Method::PUT, &format!("/v2/m/manifests/{}?tag=a&tag=b", img.manifest.digest))
+        .request(
+            Method::PUT,
+            &format!("/v2/m/manifests/{}?tag=a&tag=b", img.manifest.digest),
+        )
         .header("content-type", OCI_MANIFEST)
         .body(img.manifest.data.clone())
         .send()
@@ -274,11 +370,20 @@ async fn manifest_push_is_validated() {
         let c = c.clone();
         let path = format!("/v2/v/manifests/{reference}");
         let ct = ct.to_owned();
-        async move { c.request(Method::PUT, &path).header("content-type", &ct).body(body).send().await }
+        async move {
+            c.request(Method::PUT, &path)
+                .header("content-type", &ct)
+                .body(body)
+                .send()
+                .await
+        }
     };
     // Blobs not pushed yet.
     let r = put("v1", OCI_MANIFEST, img.manifest.data.clone()).await;
-    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
     for b in [&img.config, &img.layers[0]] {
         c.push_blob("v", b).await;
     }
@@ -288,7 +393,14 @@ async fn manifest_push_is_validated() {
     // Not JSON; wrong shapes.
     let r = put("v1", OCI_MANIFEST, Bytes::from_static(b"blablabla")).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
-    let r = put("v1", OCI_MANIFEST, Bytes::from_static(br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#)).await;
+    let r = put(
+        "v1",
+        OCI_MANIFEST,
+        Bytes::from_static(
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#,
+        ),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
     // Content-Type disagrees with mediaType.
     let r = put("v1", OCI_INDEX, img.manifest.data.clone()).await;
@@ -300,19 +412,30 @@ async fn manifest_push_is_validated() {
     let r = put("v1", OCI_MANIFEST, serde_json::to_vec(&bad).unwrap().into()).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
     // Docker schema 1.
-    let r = put("v1", "application/vnd.docker.distribution.manifest.v1+prettyjws", Bytes::from_static(br#"{"schemaVersion":1,"fsLayers":[]}"#)).await;
+    let r = put(
+        "v1",
+        "application/vnd.docker.distribution.manifest.v1+prettyjws",
+        Bytes::from_static(br#"{"schemaVersion":1,"fsLayers":[]}"#),
+    )
+    .await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
     // An index whose child is not in the repository.
     let other = Image::new(22, 1, 10, "arm64");
     let idx = content::index(&[(&img, "amd64"), (&other, "arm64")]);
     assert_eq!(c.put_manifest("v", "v1", &img.manifest).await.status, 201);
     let r = c.put_manifest("v", "multi", &idx).await;
-    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
     // Invalid tags.
     let r = put(".bad", OCI_MANIFEST, img.manifest.data.clone()).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
     let r = c
-        .request(Method::PUT, &format!("/v2/v/manifests/{}?tag=-x", img.manifest.digest))
+        .request(
+            Method::PUT,
+            &format!("/v2/v/manifests/{}?tag=-x", img.manifest.digest),
+        )
         .header("content-type", OCI_MANIFEST)
         .body(img.manifest.data.clone())
         .send()
@@ -328,7 +451,12 @@ async fn manifest_size_limit() {
     let reg = Server::registry();
     let c = reg.client();
     let huge = vec![b' '; (4 << 20) + 1];
-    let r = c.request(Method::PUT, "/v2/big/manifests/v1").header("content-type", OCI_MANIFEST).body(huge.clone()).send().await;
+    let r = c
+        .request(Method::PUT, "/v2/big/manifests/v1")
+        .header("content-type", OCI_MANIFEST)
+        .body(huge.clone())
+        .send()
+        .await;
     assert_eq!((r.status, r.error_code().as_str()), (413, "SIZE_INVALID"));
     let r = c
         .request(Method::PUT, "/v2/big/manifests/v1")
@@ -348,7 +476,10 @@ async fn sha512_manifest_by_digest() {
         c.push_blob("s512", b).await;
     }
     use sha2::{Digest, Sha512};
-    let hex: String = Sha512::digest(&img.manifest.data).iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = Sha512::digest(&img.manifest.data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let d = format!("sha512:{hex}");
     let r = c.put_manifest("s512", &d, &img.manifest).await;
     assert_eq!(r.status, 201, "{}", r.text());

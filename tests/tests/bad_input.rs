@@ -7,7 +7,8 @@ use integration_tests::Server;
 use integration_tests::http::{raw, raw_status};
 
 fn get(reg: &Server, method: &str, path: &str) -> String {
-    let req = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     raw(reg.addr(), req.as_bytes())
 }
 
@@ -33,7 +34,12 @@ fn path_tricks_are_rejected_before_storage() {
     let long = format!("/v2/{}/manifests/latest", "a".repeat(256));
     let cases: &[(&str, &str, u16, &str)] = &[
         ("GET", "/v2/a/../b/manifests/latest", 400, "NAME_INVALID"),
-        ("GET", "/v2/%2e%2e/%2e%2e/etc/manifests/latest", 400, "NAME_INVALID"),
+        (
+            "GET",
+            "/v2/%2e%2e/%2e%2e/etc/manifests/latest",
+            400,
+            "NAME_INVALID",
+        ),
         ("GET", "/v2/%2E%2E/tags/list", 400, "NAME_INVALID"),
         ("PUT", "/v2/a//b/manifests/latest", 400, "NAME_INVALID"),
         ("POST", "/v2/Upper/blobs/uploads/", 400, "NAME_INVALID"),
@@ -41,18 +47,43 @@ fn path_tricks_are_rejected_before_storage() {
         ("GET", "/v2/a%ff/tags/list", 400, "NAME_INVALID"),
         ("GET", "/v2/a%zz/tags/list", 400, "NAME_INVALID"),
         ("GET", &long, 400, "NAME_INVALID"),
-        ("GET", "/v2/a/blobs/sha256:..%2F..%2F..%2Fetc%2Fpasswd", 404, "UNSUPPORTED"),
+        (
+            "GET",
+            "/v2/a/blobs/sha256:..%2F..%2F..%2Fetc%2Fpasswd",
+            404,
+            "UNSUPPORTED",
+        ),
         ("GET", "/v2/a/blobs/sha256%3A..%2F..%2Fx", 404, "UNSUPPORTED"),
-        ("GET", "/v2/a/blobs/sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85%2F", 404, "UNSUPPORTED"),
-        ("DELETE", "/v2/a/blobs/SHA256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", 400, "DIGEST_INVALID"),
+        (
+            "GET",
+            "/v2/a/blobs/sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85%2F",
+            404,
+            "UNSUPPORTED",
+        ),
+        (
+            "DELETE",
+            "/v2/a/blobs/SHA256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+            400,
+            "DIGEST_INVALID",
+        ),
         ("PATCH", "/v2/a/blobs/uploads/..%2F..%2Fblobs", 404, "UNSUPPORTED"),
         ("PATCH", "/v2/a/blobs/uploads/%2e%2e", 404, "BLOB_UPLOAD_UNKNOWN"),
-        ("PUT", "/v2/a/blobs/uploads/.tmp-x?digest=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 404, "BLOB_UPLOAD_UNKNOWN"),
+        (
+            "PUT",
+            "/v2/a/blobs/uploads/.tmp-x?digest=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            404,
+            "BLOB_UPLOAD_UNKNOWN",
+        ),
         ("GET", "/v2/a/manifests/sha256:abc", 400, "DIGEST_INVALID"),
         ("PUT", "/v2/a/manifests/..", 400, "MANIFEST_INVALID"),
         ("GET", "/v2/_layers/tags/list", 400, "NAME_INVALID"),
         ("GET", "/v2/a/_manifests/tags/list", 400, "NAME_INVALID"),
-        ("POST", "/v2/a/blobs/uploads/?mount=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855&from=..%2F..", 400, "NAME_INVALID"),
+        (
+            "POST",
+            "/v2/a/blobs/uploads/?mount=sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855&from=..%2F..",
+            400,
+            "NAME_INVALID",
+        ),
         ("GET", "/v2/a/tags/list?n=x", 400, "PAGINATION_NUMBER_INVALID"),
         ("GET", "/v3/", 404, "UNSUPPORTED"),
         ("GET", "/v2/a/b", 404, "UNSUPPORTED"),
@@ -66,7 +97,10 @@ fn path_tricks_are_rejected_before_storage() {
     let mut files = Vec::new();
     tree(reg.root(), &mut files);
     let root = reg.root().display().to_string();
-    let expected: Vec<String> = ["blobs", "repositories", "uploads"].iter().map(|d| format!("{root}/{d}")).collect();
+    let expected: Vec<String> = ["blobs", "repositories", "uploads"]
+        .iter()
+        .map(|d| format!("{root}/{d}"))
+        .collect();
     files.sort();
     assert_eq!(files, expected);
     // Still serving.
@@ -85,10 +119,20 @@ fn garbage_requests_get_http_errors_not_crashes() {
     ] {
         let resp = raw(reg.addr(), req);
         let status = raw_status(&resp);
-        assert!(resp.is_empty() || (400..500).contains(&status), "{:?} -> {resp:?}", String::from_utf8_lossy(req));
+        assert!(
+            resp.is_empty() || (400..500).contains(&status),
+            "{:?} -> {resp:?}",
+            String::from_utf8_lossy(req)
+        );
     }
-    let huge_header = format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1_000_000));
+    let huge_header = format!(
+        "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1_000_000)
+    );
     let resp = raw(reg.addr(), huge_header.as_bytes());
-    assert!(resp.is_empty() || raw_status(&resp) == 431 || raw_status(&resp) == 400, "{resp:.200}");
+    assert!(
+        resp.is_empty() || raw_status(&resp) == 431 || raw_status(&resp) == 400,
+        "{resp:.200}"
+    );
     assert_eq!(raw_status(&get(&reg, "GET", "/v2/")), 200);
 }

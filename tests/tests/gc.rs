@@ -18,7 +18,8 @@ fn age_blobs(root: &Path) {
                 walk(&e.path());
             } else {
                 let f = std::fs::File::options().append(true).open(e.path()).unwrap();
-                f.set_modified(SystemTime::now() - Duration::from_secs(3600)).unwrap();
+                f.set_modified(SystemTime::now() - Duration::from_secs(3600))
+                    .unwrap();
             }
         }
     }
@@ -53,7 +54,12 @@ async fn removes_unreferenced_blobs_only() {
     c.push_image("app", "tmp", &untagged).await;
     assert_eq!(c.delete("/v2/app/manifests/tmp").await.status, 202); // tag gone, manifest kept by digest
     assert_eq!(c.push_blob("scratch", &orphan).await.status, 201);
-    assert_eq!(c.delete(&format!("/v2/app/manifests/{}", dropped.manifest.digest)).await.status, 202);
+    assert_eq!(
+        c.delete(&format!("/v2/app/manifests/{}", dropped.manifest.digest))
+            .await
+            .status,
+        202
+    );
     age_blobs(&root);
 
     let out = gc(&root, true);
@@ -73,14 +79,33 @@ async fn removes_unreferenced_blobs_only() {
         let m = c.get(&format!("/v2/app/manifests/{}", img.manifest.digest)).await;
         assert_eq!(m.body, img.manifest.data);
         for b in img.blobs() {
-            assert_eq!(c.get(&format!("/v2/app/blobs/{}", b.digest)).await.status, 200, "{}", b.digest);
+            assert_eq!(
+                c.get(&format!("/v2/app/blobs/{}", b.digest)).await.status,
+                200,
+                "{}",
+                b.digest
+            );
         }
     }
-    assert_eq!(c.head(&format!("/v2/scratch/blobs/{}", orphan.digest)).await.status, 404);
-    assert!(!root.join("repositories/scratch/_layers/sha256").join(orphan.hex()).exists(), "stale link removed");
+    assert_eq!(
+        c.head(&format!("/v2/scratch/blobs/{}", orphan.digest))
+            .await
+            .status,
+        404
+    );
+    assert!(
+        !root
+            .join("repositories/scratch/_layers/sha256")
+            .join(orphan.hex())
+            .exists(),
+        "stale link removed"
+    );
     // Pushing removed content again works.
     assert_eq!(c.push_blob("scratch", &orphan).await.status, 201);
-    assert_eq!(c.get(&format!("/v2/scratch/blobs/{}", orphan.digest)).await.body, orphan.data);
+    assert_eq!(
+        c.get(&format!("/v2/scratch/blobs/{}", orphan.digest)).await.body,
+        orphan.data
+    );
     // A second run finds nothing old to remove.
     let out = gc(&root, false);
     assert!(out.contains("removed 0 blobs"), "{out}");
@@ -101,29 +126,57 @@ async fn keeps_what_pushes_in_progress_depend_on() {
     let start = c.post("/v2/wip/blobs/uploads/").await;
     let loc = start.location();
     let half = img.layers[1].data.slice(..2000);
-    assert_eq!(c.request(Method::PATCH, &loc).header("content-range", "0-1999").body(half).send().await.status, 202);
+    assert_eq!(
+        c.request(Method::PATCH, &loc)
+            .header("content-range", "0-1999")
+            .body(half)
+            .send()
+            .await
+            .status,
+        202
+    );
     let fresh = Blob::new("application/octet-stream", content::pseudo_random(9, 100));
     assert_eq!(c.push_blob("wip", &fresh).await.status, 201);
 
     // A mount touches the old blob: a collection running now keeps it.
-    let r = c.post(&format!("/v2/other/blobs/uploads/?mount={}&from=wip", img.config.digest)).await;
+    let r = c
+        .post(&format!(
+            "/v2/other/blobs/uploads/?mount={}&from=wip",
+            img.config.digest
+        ))
+        .await;
     assert_eq!(r.status, 201);
     let out = gc(&root, false);
     assert!(out.contains("kept 2 recent unreferenced blobs"), "{out}");
-    assert!(out.contains("removed 1 blobs"), "only the untouched old layer goes: {out}");
+    assert!(
+        out.contains("removed 1 blobs"),
+        "only the untouched old layer goes: {out}"
+    );
     assert!(blob_file(&root, &fresh).exists());
     assert!(blob_file(&root, &img.config).exists());
 
     // The upload in progress completes after the collection.
     let rest = img.layers[1].data.slice(2000..);
     let range = format!("2000-{}", img.layers[1].data.len() - 1);
-    let r = c.request(Method::PATCH, &loc).header("content-range", &range).body(rest).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", &range)
+        .body(rest)
+        .send()
+        .await;
     assert_eq!(r.status, 202);
-    let r = c.request(Method::PUT, &format!("{loc}?digest={}", img.layers[1].digest)).body(Bytes::new()).send().await;
+    let r = c
+        .request(Method::PUT, &format!("{loc}?digest={}", img.layers[1].digest))
+        .body(Bytes::new())
+        .send()
+        .await;
     assert_eq!(r.status, 201);
     // The collected layer is refused in a manifest until it is pushed again.
     let r = c.put_manifest("wip", "v1", &img.manifest).await;
-    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "MANIFEST_BLOB_UNKNOWN")
+    );
     assert_eq!(c.push_blob("wip", &img.layers[0]).await.status, 201);
     assert_eq!(c.put_manifest("wip", "v1", &img.manifest).await.status, 201);
 }
@@ -132,9 +185,16 @@ async fn keeps_what_pushes_in_progress_depend_on() {
 fn gc_refuses_a_folder_that_is_not_a_registry() {
     let tmp = tempfile::tempdir().unwrap();
     let typo = tmp.path().join("typo");
-    let out = Command::new(bin::ocigate()).args(["registry", "gc", "--root"]).arg(&typo).output().unwrap();
+    let out = Command::new(bin::ocigate())
+        .args(["registry", "gc", "--root"])
+        .arg(&typo)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is not a registry storage root") && err.contains(&*typo.to_string_lossy()), "{err}");
+    assert!(
+        err.contains("is not a registry storage root") && err.contains(&*typo.to_string_lossy()),
+        "{err}"
+    );
     assert!(!typo.exists(), "gc must not create a root");
 }

@@ -14,7 +14,9 @@ fn blob(seed: u64, len: usize) -> Blob {
 
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         if e.file_type().unwrap().is_dir() {
             out.extend(files_under(&e.path()));
@@ -49,9 +51,18 @@ async fn interrupted_chunk_is_rolled_back() {
     .await
     .unwrap();
     // The next chunk starts at 0 again: the broken one left nothing behind.
-    let r = c.request(Method::PATCH, &loc).header("content-range", "0-999").body(b.data.clone()).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", "0-999")
+        .body(b.data.clone())
+        .send()
+        .await;
     assert_eq!(r.status, 202, "{}", r.text());
-    let r = c.request(Method::PUT, &format!("{loc}?digest={}", b.digest)).body(Bytes::new()).send().await;
+    let r = c
+        .request(Method::PUT, &format!("{loc}?digest={}", b.digest))
+        .body(Bytes::new())
+        .send()
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
@@ -61,7 +72,11 @@ async fn interrupted_monolithic_upload_leaves_nothing() {
     let c = reg.client();
     let b = blob(2, 1000);
     let loc = start(&c, "cut").await;
-    let mut req = format!("PUT {loc}?digest={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", b.digest).into_bytes();
+    let mut req = format!(
+        "PUT {loc}?digest={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
+        b.digest
+    )
+    .into_bytes();
     req.extend_from_slice(&b.data[..500]);
     let addr = reg.addr();
     tokio::task::spawn_blocking(move || {
@@ -91,7 +106,9 @@ async fn concurrent_pushes_of_the_same_content() {
     let mut tasks = Vec::new();
     for i in 0..16 {
         let (c, img) = (c.clone(), img.clone());
-        tasks.push(tokio::spawn(async move { c.push_image(&format!("team/repo{i}"), "v1", &img).await }));
+        tasks.push(tokio::spawn(async move {
+            c.push_image(&format!("team/repo{i}"), "v1", &img).await
+        }));
     }
     for t in tasks {
         t.await.unwrap();
@@ -99,7 +116,9 @@ async fn concurrent_pushes_of_the_same_content() {
     for i in 0..16 {
         let r = c.get(&format!("/v2/team/repo{i}/manifests/v1")).await;
         assert_eq!(r.body, img.manifest.data);
-        let r = c.get(&format!("/v2/team/repo{i}/blobs/{}", img.layers[1].digest)).await;
+        let r = c
+            .get(&format!("/v2/team/repo{i}/blobs/{}", img.layers[1].digest))
+            .await;
         assert_eq!(r.body, img.layers[1].data);
     }
     // Stored once: config, two layers, manifest.
@@ -118,7 +137,12 @@ async fn content_and_upload_sessions_survive_a_kill() {
         let c = reg.client();
         c.push_image("keep", "v1", &img).await;
         let loc = start(&c, "keep").await;
-        let r = c.request(Method::PATCH, &loc).header("content-range", "0-1999").body(b.data.slice(..2000)).send().await;
+        let r = c
+            .request(Method::PATCH, &loc)
+            .header("content-range", "0-1999")
+            .body(b.data.slice(..2000))
+            .send()
+            .await;
         assert_eq!(r.status, 202);
         loc
         // dropped: SIGKILL
@@ -130,9 +154,18 @@ async fn content_and_upload_sessions_survive_a_kill() {
     let r = c.get(&loc).await;
     assert_eq!(r.status, 204);
     assert_eq!(r.header("range"), Some("0-1999"));
-    let r = c.request(Method::PATCH, &loc).header("content-range", "2000-3999").body(b.data.slice(2000..)).send().await;
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", "2000-3999")
+        .body(b.data.slice(2000..))
+        .send()
+        .await;
     assert_eq!(r.status, 202);
-    let r = c.request(Method::PUT, &format!("{loc}?digest={}", b.digest)).body(Bytes::new()).send().await;
+    let r = c
+        .request(Method::PUT, &format!("{loc}?digest={}", b.digest))
+        .body(Bytes::new())
+        .send()
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(c.get(&format!("/v2/keep/blobs/{}", b.digest)).await.body, b.data);
 }
@@ -145,8 +178,12 @@ async fn kill_during_upload_never_exposes_a_partial_blob() {
     {
         let reg = Server::registry_at(&root, &[]);
         let loc = start(&reg.client(), "k").await;
-        let mut req = format!("PUT {loc}?digest={} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", b.digest, b.data.len())
-            .into_bytes();
+        let mut req = format!(
+            "PUT {loc}?digest={} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            b.digest,
+            b.data.len()
+        )
+        .into_bytes();
         req.extend_from_slice(&b.data[..1_000_000]);
         let addr = reg.addr();
         let writer = std::thread::spawn(move || {
@@ -160,7 +197,13 @@ async fn kill_during_upload_never_exposes_a_partial_blob() {
         writer.join().unwrap();
     }
     let reg = Server::registry_at(&root, &[]);
-    assert_eq!(reg.client().head(&format!("/v2/k/blobs/{}", b.digest)).await.status, 404);
+    assert_eq!(
+        reg.client()
+            .head(&format!("/v2/k/blobs/{}", b.digest))
+            .await
+            .status,
+        404
+    );
     assert!(files_under(&root.join("blobs")).is_empty());
 }
 
@@ -170,7 +213,14 @@ async fn stale_uploads_are_removed() {
     let reg = Server::registry_at(&tmp.path().join("root"), &["--upload-ttl", "1s"]);
     let c = reg.client();
     let loc = start(&c, "stale").await;
-    assert_eq!(c.request(Method::PATCH, &loc).body(vec![1u8; 10]).send().await.status, 202);
+    assert_eq!(
+        c.request(Method::PATCH, &loc)
+            .body(vec![1u8; 10])
+            .send()
+            .await
+            .status,
+        202
+    );
     let mut gone = false;
     for _ in 0..100 {
         if c.get(&loc).await.status == 404 {
@@ -181,7 +231,11 @@ async fn stale_uploads_are_removed() {
     }
     assert!(gone, "session still there after 10 s with a 1 s TTL");
     assert!(files_under(&reg.root().join("uploads")).is_empty());
-    assert!(reg.log().contains("removed stale upload sessions"), "{}", reg.log());
+    assert!(
+        reg.log().contains("removed stale upload sessions"),
+        "{}",
+        reg.log()
+    );
 }
 
 #[tokio::test]
@@ -209,14 +263,24 @@ async fn memory_stays_flat_for_a_large_blob() {
     let data = Bytes::from(content::pseudo_random(7, 96 << 20));
     let digest = content::sha256(&data);
     let loc = start(&c, "big").await;
-    let chunks: Vec<Bytes> = (0..data.len()).step_by(1 << 20).map(|i| data.slice(i..(i + (1 << 20)).min(data.len()))).collect();
+    let chunks: Vec<Bytes> = (0..data.len())
+        .step_by(1 << 20)
+        .map(|i| data.slice(i..(i + (1 << 20)).min(data.len())))
+        .collect();
     let r = c.request(Method::PATCH, &loc).chunked(chunks).send().await;
     assert_eq!(r.status, 202);
-    let r = c.request(Method::PUT, &format!("{}?digest={digest}", r.location())).body(Bytes::new()).send().await;
+    let r = c
+        .request(Method::PUT, &format!("{}?digest={digest}", r.location()))
+        .body(Bytes::new())
+        .send()
+        .await;
     assert_eq!(r.status, 201, "{}", r.text());
     let r = c.get(&format!("/v2/big/blobs/{digest}")).await;
     assert_eq!(r.body.len(), data.len());
     assert!(r.body == data);
     let growth_mib = (peak_rss_kib(reg.pid()) - before) / 1024;
-    assert!(growth_mib < 32, "peak RSS grew by {growth_mib} MiB for a 96 MiB blob");
+    assert!(
+        growth_mib < 32,
+        "peak RSS grew by {growth_mib} MiB for a 96 MiB blob"
+    );
 }

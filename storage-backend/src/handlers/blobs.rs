@@ -19,7 +19,13 @@ use crate::error::{Code, RegistryError, Result};
 const READ_CHUNK: usize = 256 * 1024;
 
 /// Streams a blob (or the requested byte range of it). `HEAD` answers the same headers without a body.
-pub async fn get(reg: &Arc<Registry>, repo: &str, digest: Digest<'_>, headers: &HeaderMap, head: bool) -> Result<Response> {
+pub async fn get(
+    reg: &Arc<Registry>,
+    repo: &str,
+    digest: Digest<'_>,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response> {
     let Some((file, size)) = reg.store().open_blob(repo, digest)? else {
         return Err(blob_unknown(digest));
     };
@@ -28,12 +34,18 @@ pub async fn get(reg: &Arc<Registry>, repo: &str, digest: Digest<'_>, headers: &
         (CONTENT_DIGEST, value(digest.to_string())?),
         (header::ETAG, etag),
         (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
-        (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        ),
     ];
     let (status, start, len) = match requested_range(headers, size) {
         RangeRequest::Whole => (StatusCode::OK, 0, size),
         RangeRequest::Part(start, end) => {
-            out.push((header::CONTENT_RANGE, value(format!("bytes {start}-{end}/{size}"))?));
+            out.push((
+                header::CONTENT_RANGE,
+                value(format!("bytes {start}-{end}/{size}"))?,
+            ));
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
         RangeRequest::Unsatisfiable => {

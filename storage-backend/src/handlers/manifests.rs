@@ -18,7 +18,13 @@ use crate::store::NewManifest;
 use crate::{Registry, blocking};
 
 /// Serves a manifest by tag or digest, with its stored media type and exact length.
-pub fn get(reg: &Arc<Registry>, repo: &str, reference: Reference<'_>, headers: &HeaderMap, head: bool) -> Result<Response> {
+pub fn get(
+    reg: &Arc<Registry>,
+    repo: &str,
+    reference: Reference<'_>,
+    headers: &HeaderMap,
+    head: bool,
+) -> Result<Response> {
     let store = reg.store();
     let Some(digest) = store.resolve(repo, reference)? else {
         return Err(manifest_unknown(reg, repo, reference));
@@ -92,11 +98,17 @@ pub async fn put(
     let referrer = match (&doc.subject, doc.subject_digest()) {
         (None, _) => None,
         (Some(_), None) => return Err(invalid("subject has an invalid digest")),
-        (Some(_), Some(subject)) => Some((subject.to_buf(), referrer_descriptor(&media_type, &digest, &content, &doc))),
+        (Some(_), Some(subject)) => Some((
+            subject.to_buf(),
+            referrer_descriptor(&media_type, &digest, &content, &doc),
+        )),
     };
 
     let location = value(format!("/v2/{repo}/manifests/{digest}"))?;
-    let mut out = vec![(header::LOCATION, location), (CONTENT_DIGEST, value(digest.to_string())?)];
+    let mut out = vec![
+        (header::LOCATION, location),
+        (CONTENT_DIGEST, value(digest.to_string())?),
+    ];
     if let Some((subject, _)) = &referrer {
         out.push((OCI_SUBJECT, value(subject.to_string())?));
     }
@@ -123,7 +135,12 @@ pub async fn delete(reg: &Arc<Registry>, repo: &str, reference: Reference<'_>) -
         Reference::Tag(tag) => reg.store().delete_tag(repo, tag)?,
         Reference::Digest(d) => {
             let (reg, repo, d) = (reg.clone(), repo.to_owned(), d.to_buf());
-            blocking(move || reg.store().delete_manifest(&repo, d.as_digest()).map_err(RegistryError::from)).await?
+            blocking(move || {
+                reg.store()
+                    .delete_manifest(&repo, d.as_digest())
+                    .map_err(RegistryError::from)
+            })
+            .await?
         }
     };
     if !deleted {
@@ -138,17 +155,22 @@ async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<V
             .status(StatusCode::PAYLOAD_TOO_LARGE)
             .detail(format!("manifests are limited to {limit} bytes"))
     };
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_big());
     }
-    let collected = http_body_util::Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.is::<http_body_util::LengthLimitError>() {
-            too_big()
-        } else {
-            RegistryError::new(Code::ManifestInvalid).detail(format!("cannot read request body: {e}"))
-        }
-    })?;
+    let collected = http_body_util::Limited::new(body, limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_big()
+            } else {
+                RegistryError::new(Code::ManifestInvalid).detail(format!("cannot read request body: {e}"))
+            }
+        })?;
     Ok(collected.to_bytes().to_vec())
 }
 
@@ -161,18 +183,26 @@ fn invalid(detail: impl Into<serde_json::Value>) -> RegistryError {
 /// fields they require.
 fn media_type(content_type: Option<&str>, doc: &Manifest) -> Result<String> {
     if doc.fs_layers.is_some() || content_type.is_some_and(|c| manifest::DOCKER_SCHEMA1.contains(&c)) {
-        return Err(invalid("Docker schema 1 manifests are not supported; push schema 2 or OCI"));
+        return Err(invalid(
+            "Docker schema 1 manifests are not supported; push schema 2 or OCI",
+        ));
     }
     let declared = doc.media_type.as_deref();
     let media_type = match (content_type, declared) {
         (Some(c), Some(d)) if c != d => {
-            return Err(invalid(format!("Content-Type {c:?} does not match the manifest's mediaType {d:?}")));
+            return Err(invalid(format!(
+                "Content-Type {c:?} does not match the manifest's mediaType {d:?}"
+            )));
         }
         (Some(c), _) => c,
         (None, Some(d)) => d,
         (None, None) if doc.manifests.is_some() => manifest::OCI_INDEX,
         (None, None) if doc.config.is_some() => manifest::OCI_MANIFEST,
-        (None, None) => return Err(invalid("no Content-Type and no mediaType: cannot tell what this is")),
+        (None, None) => {
+            return Err(invalid(
+                "no Content-Type and no mediaType: cannot tell what this is",
+            ));
+        }
     };
     if !is_media_type(media_type) {
         return Err(invalid(format!("{media_type:?} is not a media type")));
@@ -194,7 +224,9 @@ fn media_type(content_type: Option<&str>, doc: &Manifest) -> Result<String> {
 /// `type/subtype`, both non-empty tokens.
 fn is_media_type(s: &str) -> bool {
     let token = |t: &str| {
-        !t.is_empty() && t.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
+        !t.is_empty()
+            && t.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
     };
     s.len() <= 255 && s.split_once('/').is_some_and(|(t, st)| token(t) && token(st))
 }
@@ -211,10 +243,14 @@ fn check_references(reg: &Registry, repo: &str, doc: &Manifest) -> Result<()> {
             RefKind::Manifest => store.manifest_head(repo, digest)?.map(|(_, size)| size),
         };
         let Some(size) = held else {
-            return Err(RegistryError::new(Code::ManifestBlobUnknown).detail(json!({ "digest": desc.digest })));
+            return Err(
+                RegistryError::new(Code::ManifestBlobUnknown).detail(json!({ "digest": desc.digest }))
+            );
         };
         if size != desc.size {
-            return Err(invalid(json!({ "digest": desc.digest, "size": desc.size, "stored_size": size })));
+            return Err(invalid(
+                json!({ "digest": desc.digest, "size": desc.size, "stored_size": size }),
+            ));
         }
         store.touch_blob(digest)?;
     }
@@ -235,4 +271,3 @@ fn referrer_descriptor(media_type: &str, digest: &oci::DigestBuf, content: &[u8]
     }
     serde_json::Value::Object(d).to_string().into_bytes()
 }
-

@@ -29,17 +29,23 @@ pub fn value(s: impl Into<String>) -> Result<HeaderValue> {
 }
 
 /// A response with a status, headers and body.
-pub fn respond(status: StatusCode, headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>, body: Body) -> Response {
+pub fn respond(
+    status: StatusCode,
+    headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>,
+    body: Body,
+) -> Response {
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    r.headers_mut().extend(headers.into_iter().map(|(k, v)| (Some(k), v)));
+    r.headers_mut()
+        .extend(headers.into_iter().map(|(k, v)| (Some(k), v)));
     r
 }
 
 /// An empty response with an exact `Content-Length: 0`.
 pub fn empty(status: StatusCode, headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>) -> Response {
     let mut r = respond(status, headers, Body::empty());
-    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     r
 }
 

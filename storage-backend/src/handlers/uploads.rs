@@ -16,11 +16,19 @@ use crate::{Registry, blocking};
 
 /// Starts an upload. With `?mount=<digest>&from=<repo>` it links the blob when `from` holds it (201) and
 /// otherwise starts a normal upload (202). With `?digest=` the body is the whole blob (201).
-pub async fn start(reg: &Arc<Registry>, repo: &str, q: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
+pub async fn start(
+    reg: &Arc<Registry>,
+    repo: &str,
+    q: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
     if let Some(mount) = query::get(q, "mount") {
-        let digest = Digest::parse(&mount).map_err(|e| RegistryError::new(Code::DigestInvalid).detail(e.as_str()))?;
+        let digest =
+            Digest::parse(&mount).map_err(|e| RegistryError::new(Code::DigestInvalid).detail(e.as_str()))?;
         if let Some(from) = query::get(q, "from") {
-            oci::name::validate(&from).map_err(|e| RegistryError::new(Code::NameInvalid).detail(e.as_str()))?;
+            oci::name::validate(&from)
+                .map_err(|e| RegistryError::new(Code::NameInvalid).detail(e.as_str()))?;
             if reg.store().holds(&from, digest) && reg.store().link_blob(repo, digest)? {
                 return blob_created(repo, digest);
             }
@@ -30,7 +38,8 @@ pub async fn start(reg: &Arc<Registry>, repo: &str, q: &str, headers: &HeaderMap
         return accepted(StatusCode::ACCEPTED, repo, &s);
     }
     if let Some(d) = query::get(q, "digest") {
-        let digest = Digest::parse(&d).map_err(|e| RegistryError::new(Code::DigestInvalid).detail(e.as_str()))?;
+        let digest =
+            Digest::parse(&d).map_err(|e| RegistryError::new(Code::DigestInvalid).detail(e.as_str()))?;
         let session = create(reg, repo, digest.algorithm()).await?;
         let mut s = session.lock().await;
         let expected = declared_length(headers)?;
@@ -38,8 +47,11 @@ pub async fn start(reg: &Arc<Registry>, repo: &str, q: &str, headers: &HeaderMap
     }
     let algorithm = match query::get(q, "digest-algorithm") {
         None => Algorithm::Sha256,
-        Some(a) => Algorithm::from_name(&a)
-            .ok_or_else(|| RegistryError::new(Code::Unsupported).status(StatusCode::BAD_REQUEST).detail("unsupported digest algorithm"))?,
+        Some(a) => Algorithm::from_name(&a).ok_or_else(|| {
+            RegistryError::new(Code::Unsupported)
+                .status(StatusCode::BAD_REQUEST)
+                .detail("unsupported digest algorithm")
+        })?,
     };
     let session = create(reg, repo, algorithm).await?;
     let s = session.lock().await;
@@ -55,7 +67,13 @@ pub async fn status(reg: &Arc<Registry>, repo: &str, id: &str) -> Result<Respons
 
 /// Appends a chunk. With `Content-Range` the chunk must start where the data ends (else 416 with the
 /// current `Range`); without it the body is streamed and appended whole.
-pub async fn patch(reg: &Arc<Registry>, repo: &str, id: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
+pub async fn patch(
+    reg: &Arc<Registry>,
+    repo: &str,
+    id: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let session = find(reg, repo, id).await?;
     let mut s = open(&session).await?;
     let expected = chunk_length(headers, repo, &s)?;
@@ -64,7 +82,14 @@ pub async fn patch(reg: &Arc<Registry>, repo: &str, id: &str, headers: &HeaderMa
 }
 
 /// Completes an upload with `?digest=`, after appending an optional last chunk.
-pub async fn finish(reg: &Arc<Registry>, repo: &str, id: &str, q: &str, headers: &HeaderMap, body: Body) -> Result<Response> {
+pub async fn finish(
+    reg: &Arc<Registry>,
+    repo: &str,
+    id: &str,
+    q: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response> {
     let session = find(reg, repo, id).await?;
     let mut s = open(&session).await?;
     let Some(d) = query::get(q, "digest") else {
@@ -140,7 +165,12 @@ async fn complete(
     }
     let data = reg.uploads().data_path(&s.id);
     let (r, owned_repo, d) = (reg.clone(), repo.to_owned(), digest.to_buf());
-    blocking(move || r.store().commit_blob(&data, &owned_repo, d.as_digest()).map_err(RegistryError::from)).await?;
+    blocking(move || {
+        r.store()
+            .commit_blob(&data, &owned_repo, d.as_digest())
+            .map_err(RegistryError::from)
+    })
+    .await?;
     reg.uploads().remove(s)?;
     blob_created(repo, digest)
 }
@@ -148,7 +178,10 @@ async fn complete(
 fn blob_created(repo: &str, digest: Digest<'_>) -> Result<Response> {
     Ok(empty(
         StatusCode::CREATED,
-        [(header::LOCATION, value(format!("/v2/{repo}/blobs/{digest}"))?), (CONTENT_DIGEST, value(digest.to_string())?)],
+        [
+            (header::LOCATION, value(format!("/v2/{repo}/blobs/{digest}"))?),
+            (CONTENT_DIGEST, value(digest.to_string())?),
+        ],
     ))
 }
 
@@ -159,7 +192,10 @@ fn accepted(status: StatusCode, repo: &str, s: &Session) -> Result<Response> {
 
 fn session_headers(repo: &str, s: &Session) -> Result<[(HeaderName, HeaderValue); 3]> {
     Ok([
-        (header::LOCATION, value(format!("/v2/{repo}/blobs/uploads/{}", s.id))?),
+        (
+            header::LOCATION,
+            value(format!("/v2/{repo}/blobs/uploads/{}", s.id))?,
+        ),
         (RANGE, value(format!("0-{}", s.offset.saturating_sub(1)))?),
         (UPLOAD_UUID, value(s.id.clone())?),
     ])
@@ -168,9 +204,12 @@ fn session_headers(repo: &str, s: &Session) -> Result<[(HeaderName, HeaderValue)
 fn declared_length(headers: &HeaderMap) -> Result<Option<u64>> {
     match headers.get(header::CONTENT_LENGTH) {
         None => Ok(None),
-        Some(v) => v.to_str().ok().and_then(|s| s.parse().ok()).map(Some).ok_or_else(|| {
-            RegistryError::new(Code::SizeInvalid).detail("Content-Length is not a number")
-        }),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(Some)
+            .ok_or_else(|| RegistryError::new(Code::SizeInvalid).detail("Content-Length is not a number")),
     }
 }
 
@@ -205,7 +244,9 @@ fn chunk_length(headers: &HeaderMap, repo: &str, s: &Session) -> Result<Option<u
 /// `<start>-<end>`, also accepting the RFC 9110 form `bytes <start>-<end>/<size>`.
 fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let v = v.trim();
-    let v = v.strip_prefix("bytes").map_or(v, |r| r.trim_start_matches([' ', '=']));
+    let v = v
+        .strip_prefix("bytes")
+        .map_or(v, |r| r.trim_start_matches([' ', '=']));
     let v = v.split('/').next()?;
     let (a, b) = v.split_once('-')?;
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))

@@ -12,7 +12,8 @@ use crate::fsio;
 impl Store {
     /// Does `repository` hold `digest` (as a blob or as a manifest)?
     pub fn holds(&self, repository: &str, digest: Digest<'_>) -> bool {
-        self.layout.layer_link(repository, digest).is_file() || self.layout.revision(repository, digest).is_file()
+        self.layout.layer_link(repository, digest).is_file()
+            || self.layout.revision(repository, digest).is_file()
     }
 
     /// Size of a blob that `repository` holds. `None` when the repository does not hold it.

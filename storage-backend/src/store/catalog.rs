@@ -29,7 +29,9 @@ fn walk(dir: &Path, prefix: &mut String, out: &mut Vec<String>) -> io::Result<()
     let mut is_repository = false;
     for entry in entries {
         let entry = entry?;
-        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
         if name == "_manifests" || name == "_layers" {
             is_repository = true;
         } else if is_repository_component(&name) && entry.file_type()?.is_dir() {

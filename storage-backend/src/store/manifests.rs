@@ -44,9 +44,9 @@ impl Store {
             return Ok(None);
         };
         let text = std::str::from_utf8(&raw).map_err(io::Error::other)?;
-        DigestBuf::parse(text.trim()).map(Some).map_err(|e| {
-            io::Error::other(format!("corrupt tag file {repository}:{tag}: {e}"))
-        })
+        DigestBuf::parse(text.trim())
+            .map(Some)
+            .map_err(|e| io::Error::other(format!("corrupt tag file {repository}:{tag}: {e}")))
     }
 
     /// The media type of a manifest `repository` holds, without its content.
@@ -70,7 +70,8 @@ impl Store {
         let Some(media_type) = self.manifest_media_type(repository, digest)? else {
             return Ok(None);
         };
-        Ok(fsio::read_optional(&self.layout.blob(digest))?.map(|content| StoredManifest { media_type, content }))
+        Ok(fsio::read_optional(&self.layout.blob(digest))?
+            .map(|content| StoredManifest { media_type, content }))
     }
 
     /// Refreshes a stored blob's time so a concurrent garbage collection keeps it. `Ok(false)` when it is
@@ -87,9 +88,17 @@ impl Store {
         if !fsio::touch(&blob)? {
             fsio::write_atomic(&tmp, &blob, m.content)?;
         }
-        fsio::write_atomic(&tmp, &self.layout.revision(repository, m.digest), m.media_type.as_bytes())?;
+        fsio::write_atomic(
+            &tmp,
+            &self.layout.revision(repository, m.digest),
+            m.media_type.as_bytes(),
+        )?;
         if let Some((subject, descriptor)) = m.referrer {
-            fsio::write_atomic(&tmp, &self.layout.referrer(repository, subject, m.digest), descriptor)?;
+            fsio::write_atomic(
+                &tmp,
+                &self.layout.referrer(repository, subject, m.digest),
+                descriptor,
+            )?;
         }
         let target = m.digest.to_string();
         for tag in m.tags {

@@ -26,7 +26,11 @@ impl Store {
     /// Opens (and if needed creates) a storage root.
     pub fn open(root: &Path) -> io::Result<Store> {
         let layout = Layout::new(root);
-        for dir in [layout.blobs_dir(), layout.repositories_dir(), layout.uploads_dir()] {
+        for dir in [
+            layout.blobs_dir(),
+            layout.repositories_dir(),
+            layout.uploads_dir(),
+        ] {
             fsio::ensure_dir(&dir).map_err(|e| annotate(e, "cannot create", &dir))?;
         }
         // Prove the root is writable now rather than on the first push.
