@@ -11,16 +11,23 @@ use oci::route::{self, Route, RouteError};
 
 use crate::Registry;
 use crate::error::{Code, RegistryError, Result};
-use crate::handlers::{base, blobs, listing, manifests, uploads};
+use crate::handlers::{DRAIN_LIMIT, base, blobs, drain, listing, manifests, uploads};
 
 /// `Docker-Distribution-API-Version`, sent on every response.
 pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 
 pub(crate) async fn dispatch(State(registry): State<Arc<Registry>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let mut response = match route(&registry, &parts, body).await {
+    let mut body = Some(body);
+    let mut response = match route(&registry, &parts, &mut body).await {
         Ok(r) => r,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            // Read what the client is still sending, so it sees this answer rather than a reset.
+            if let Some(body) = body {
+                drain(body, DRAIN_LIMIT).await;
+            }
+            e.into_response()
+        }
     };
     response
         .headers_mut()
@@ -28,7 +35,7 @@ pub(crate) async fn dispatch(State(registry): State<Arc<Registry>>, request: Req
     response
 }
 
-async fn route(reg: &Arc<Registry>, parts: &Parts, body: Body) -> Result<Response> {
+async fn route(reg: &Arc<Registry>, parts: &Parts, body: &mut Option<Body>) -> Result<Response> {
     let path = route::decode_path(parts.uri.path()).map_err(|e| route_error(e, &parts.method))?;
     let route = route::parse(&path).map_err(|e| route_error(e, &parts.method))?;
     let query = parts.uri.query().unwrap_or("");

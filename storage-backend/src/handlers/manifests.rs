@@ -5,12 +5,12 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use http_body_util::BodyExt;
+use futures_util::StreamExt;
 use oci::reference::is_valid_tag;
 use oci::{Algorithm, Digest, Reference, query};
 use serde_json::json;
 
-use super::{CONTENT_DIGEST, OCI_SUBJECT, content_type, empty, if_none_match, respond, value};
+use super::{CONTENT_DIGEST, DRAIN_LIMIT, OCI_SUBJECT, content_type, empty, if_none_match, respond, value};
 use crate::error::{Code, RegistryError, Result};
 use crate::hashing::digest_bytes;
 use crate::manifest::{self, Manifest, RefKind};
@@ -73,10 +73,10 @@ pub async fn put(
     reference: Reference<'_>,
     query: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Option<Body>,
 ) -> Result<Response> {
     let limit = reg.config().max_manifest_bytes;
-    let content = read_limited(body, headers, limit).await?;
+    let content = read_limited(body.take().unwrap_or_default(), headers, limit).await?;
     let algorithm = reference.digest().map_or(Algorithm::Sha256, |d| d.algorithm());
     let digest = digest_bytes(algorithm, &content);
     if let Reference::Digest(expected) = reference
@@ -94,7 +94,6 @@ pub async fn put(
         }
         tags.push(tag.into_owned());
     }
-    check_references(reg, repo, &doc)?;
     let referrer = match (&doc.subject, doc.subject_digest()) {
         (None, _) => None,
         (Some(_), None) => return Err(invalid("subject has an invalid digest")),
@@ -115,6 +114,7 @@ pub async fn put(
     let reg = reg.clone();
     let repo = repo.to_owned();
     blocking(move || {
+        check_references(&reg, &repo, &doc)?;
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         let new = NewManifest {
             digest: digest.as_digest(),
@@ -158,20 +158,29 @@ async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<V
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let limit = limit as u64;
+    if declared.is_some_and(|n| n > limit + DRAIN_LIMIT) {
+        return Err(too_big()); // far too big to be worth reading
+    }
+    let mut content = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+    let mut seen = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            RegistryError::new(Code::ManifestInvalid).detail(format!("cannot read request body: {e}"))
+        })?;
+        seen += chunk.len() as u64;
+        if seen <= limit {
+            content.extend_from_slice(&chunk);
+        } else if seen > limit + DRAIN_LIMIT {
+            break;
+        }
+    }
+    // Past the limit the rest was read and discarded, so the client gets the 413 rather than a reset.
+    if seen > limit {
         return Err(too_big());
     }
-    let collected = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_big()
-            } else {
-                RegistryError::new(Code::ManifestInvalid).detail(format!("cannot read request body: {e}"))
-            }
-        })?;
-    Ok(collected.to_bytes().to_vec())
+    Ok(content)
 }
 
 fn invalid(detail: impl Into<serde_json::Value>) -> RegistryError {

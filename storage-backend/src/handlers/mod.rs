@@ -6,9 +6,12 @@ pub mod listing;
 pub mod manifests;
 pub mod uploads;
 
+use std::time::Duration;
+
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use futures_util::StreamExt;
 
 use crate::error::{RegistryError, Result};
 
@@ -67,4 +70,24 @@ pub fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
             let t = t.trim();
             t == "*" || t.trim_start_matches("W/") == etag
         })
+}
+
+/// How much of a rejected request's body is read (and discarded) before answering.
+pub const DRAIN_LIMIT: u64 = 16 << 20;
+
+/// Reads and discards up to `max` bytes of a body, for at most a few seconds. A server that answers before
+/// reading the body and then closes makes most clients report a broken pipe instead of the answer; reading
+/// the rest of a reasonably sized body first lets them see it.
+pub async fn drain(body: Body, max: u64) {
+    let mut stream = body.into_data_stream();
+    let mut seen = 0u64;
+    let read = async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len() as u64;
+            if seen > max {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
 }

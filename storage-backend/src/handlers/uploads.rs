@@ -21,7 +21,7 @@ pub async fn start(
     repo: &str,
     q: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Option<Body>,
 ) -> Result<Response> {
     if let Some(mount) = query::get(q, "mount") {
         let digest =
@@ -43,7 +43,15 @@ pub async fn start(
         let session = create(reg, repo, digest.algorithm()).await?;
         let mut s = session.lock().await;
         let expected = declared_length(headers)?;
-        return complete(reg, repo, &mut s, digest, expected, body).await;
+        return complete(
+            reg,
+            repo,
+            &mut s,
+            digest,
+            expected,
+            body.take().unwrap_or_default(),
+        )
+        .await;
     }
     let algorithm = match query::get(q, "digest-algorithm") {
         None => Algorithm::Sha256,
@@ -72,12 +80,12 @@ pub async fn patch(
     repo: &str,
     id: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Option<Body>,
 ) -> Result<Response> {
     let session = find(reg, repo, id).await?;
     let mut s = open(&session).await?;
     let expected = chunk_length(headers, repo, &s)?;
-    append(reg, &mut s, body, expected).await?;
+    append(reg, &mut s, body.take().unwrap_or_default(), expected).await?;
     accepted(StatusCode::ACCEPTED, repo, &s)
 }
 
@@ -88,7 +96,7 @@ pub async fn finish(
     id: &str,
     q: &str,
     headers: &HeaderMap,
-    body: Body,
+    body: &mut Option<Body>,
 ) -> Result<Response> {
     let session = find(reg, repo, id).await?;
     let mut s = open(&session).await?;
@@ -97,7 +105,15 @@ pub async fn finish(
     };
     let digest = Digest::parse(&d).map_err(|e| RegistryError::new(Code::DigestInvalid).detail(e.as_str()))?;
     let expected = chunk_length(headers, repo, &s)?;
-    complete(reg, repo, &mut s, digest, expected, body).await
+    complete(
+        reg,
+        repo,
+        &mut s,
+        digest,
+        expected,
+        body.take().unwrap_or_default(),
+    )
+    .await
 }
 
 /// Cancels an upload and deletes what it received.
