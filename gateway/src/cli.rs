@@ -87,6 +87,11 @@ pub struct GcArgs {
     /// Only report what would be removed.
     #[arg(long)]
     pub dry_run: bool,
+    /// Keep unreferenced blobs written or used this recently: the blobs of pushes still in progress,
+    /// whose manifest is not there yet. `0s` collects everything unreferenced (only safe when nothing is
+    /// pushing).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    pub grace: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -14,10 +14,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(n) = args.threads {
         rt.worker_threads(n.max(1));
     }
-    let rt = rt
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let rt = rt.enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(async move {
         let config = Config {
             upload_ttl: args.upload_ttl,
@@ -34,9 +31,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
         let stop = Arc::new(Notify::new());
         let stopped = stop.clone();
-        let mut server = tokio::spawn(storage_backend::serve(listener, registry, async move {
-            stopped.notified().await
-        }));
+        let mut server =
+            tokio::spawn(storage_backend::serve(listener, registry, async move { stopped.notified().await }));
         tokio::select! {
             result = &mut server => return result.context("server task failed")?.context("server failed"),
             () = shutdown_signal() => {}
@@ -79,13 +75,24 @@ async fn shutdown_signal() {
 /// Collects garbage and prints what it removed.
 pub fn gc(args: GcArgs) -> anyhow::Result<()> {
     let verb = if args.dry_run { "would remove" } else { "removed" };
-    let report = storage_backend::gc::collect(&args.root, args.dry_run, |r| {
+    let options = storage_backend::gc::Options { dry_run: args.dry_run, grace: args.grace };
+    let report = storage_backend::gc::collect(&args.root, &options, |r| {
         println!("{verb} {} ({} bytes)", r.digest, r.size);
     })
     .with_context(|| format!("garbage collection of {} failed", args.root.display()))?;
+    if report.restored > 0 {
+        println!("put back {} blobs an interrupted collection had moved aside", report.restored);
+    }
     println!(
-        "{} manifests, {} referenced blobs; {verb} {} blobs ({} bytes); kept {} recent unreferenced blobs; {} stale links removed",
-        report.manifests, report.marked, report.removed, report.bytes, report.recent, report.links
+        "{} manifests, {} referenced blobs; {verb} {} unreferenced blobs ({} bytes); kept {} unreferenced blobs \
+         younger than the grace period ({}); {} stale links removed",
+        report.manifests,
+        report.marked,
+        report.removed,
+        report.bytes,
+        report.recent,
+        humantime::format_duration(args.grace),
+        report.links
     );
     Ok(())
 }

@@ -86,10 +86,7 @@ impl<'a> Digest<'a> {
         if encoded.len() != algorithm.hex_len() || !encoded.bytes().all(is_lower_hex) {
             return Err(DigestError::Malformed);
         }
-        Ok(Digest {
-            algorithm,
-            hex: encoded,
-        })
+        Ok(Digest { algorithm, hex: encoded })
     }
 
     /// Builds a digest from an algorithm and its hex value, checking the hex.
@@ -112,10 +109,7 @@ impl<'a> Digest<'a> {
 
     /// An owned copy.
     pub fn to_buf(&self) -> DigestBuf {
-        DigestBuf {
-            algorithm: self.algorithm,
-            hex: self.hex.to_owned(),
-        }
+        DigestBuf { algorithm: self.algorithm, hex: self.hex.to_owned() }
     }
 }
 
@@ -151,10 +145,7 @@ impl DigestBuf {
 
     /// A borrowed view.
     pub fn as_digest(&self) -> Digest<'_> {
-        Digest {
-            algorithm: self.algorithm,
-            hex: &self.hex,
-        }
+        Digest { algorithm: self.algorithm, hex: &self.hex }
     }
 
     /// The algorithm.
@@ -196,9 +187,7 @@ fn valid_algorithm_grammar(s: &str) -> bool {
 
 /// `[a-zA-Z0-9=_-]+`
 fn valid_encoded_grammar(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"=_-".contains(&c))
+    !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"=_-".contains(&c))
 }
 
 #[cfg(test)]
@@ -238,10 +227,7 @@ mod tests {
 
     #[test]
     fn well_formed_unknown_algorithm_is_unsupported() {
-        assert_eq!(
-            Digest::parse("blake3:abcd"),
-            Err(DigestError::UnsupportedAlgorithm)
-        );
+        assert_eq!(Digest::parse("blake3:abcd"), Err(DigestError::UnsupportedAlgorithm));
         assert_eq!(
             Digest::parse("sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564"),
             Err(DigestError::UnsupportedAlgorithm)

@@ -45,15 +45,9 @@ impl<'a> Reference<'a> {
     /// A reference with a `:` is a digest; anything else must be a tag.
     pub fn parse(s: &'a str) -> Result<Reference<'a>, ReferenceError> {
         if s.contains(':') {
-            return Digest::parse(s)
-                .map(Reference::Digest)
-                .map_err(ReferenceError::Digest);
+            return Digest::parse(s).map(Reference::Digest).map_err(ReferenceError::Digest);
         }
-        if is_valid_tag(s) {
-            Ok(Reference::Tag(s))
-        } else {
-            Err(ReferenceError::Tag)
-        }
+        if is_valid_tag(s) { Ok(Reference::Tag(s)) } else { Err(ReferenceError::Tag) }
     }
 
     /// The tag, if this is one.
@@ -79,8 +73,7 @@ pub fn is_valid_tag(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_TAG_LEN
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
 }
 
 #[cfg(test)]
@@ -103,9 +96,6 @@ mod tests {
     fn digests() {
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         assert!(matches!(Reference::parse(d), Ok(Reference::Digest(_))));
-        assert_eq!(
-            Reference::parse("sha256:xyz"),
-            Err(ReferenceError::Digest(DigestError::Malformed))
-        );
+        assert_eq!(Reference::parse("sha256:xyz"), Err(ReferenceError::Digest(DigestError::Malformed)));
     }
 }

@@ -159,9 +159,8 @@ pub fn parse(path: &str) -> Result<Route<'_>, RouteError> {
     if let Some(repository) = rest.strip_suffix("/tags/list") {
         return named(repository).map(|repository| Route::Tags { repository });
     }
-    if let Some(repository) = rest
-        .strip_suffix("/blobs/uploads/")
-        .or_else(|| rest.strip_suffix("/blobs/uploads"))
+    if let Some(repository) =
+        rest.strip_suffix("/blobs/uploads/").or_else(|| rest.strip_suffix("/blobs/uploads"))
     {
         return named(repository).map(|repository| Route::StartUpload { repository });
     }
@@ -171,10 +170,7 @@ pub fn parse(path: &str) -> Result<Route<'_>, RouteError> {
         "manifests" => {
             let repository = named(repository)?;
             let reference = Reference::parse(last).map_err(RouteError::Reference)?;
-            Ok(Route::Manifest {
-                repository,
-                reference,
-            })
+            Ok(Route::Manifest { repository, reference })
         }
         "blobs" => {
             let repository = named(repository)?;
@@ -191,19 +187,14 @@ pub fn parse(path: &str) -> Result<Route<'_>, RouteError> {
             if !valid_session(last) {
                 return Err(RouteError::Session);
             }
-            Ok(Route::Upload {
-                repository,
-                session: last,
-            })
+            Ok(Route::Upload { repository, session: last })
         }
         _ => Err(RouteError::Unknown),
     }
 }
 
 fn named(repository: &str) -> Result<&str, RouteError> {
-    name::validate(repository)
-        .map(|()| repository)
-        .map_err(RouteError::Name)
+    name::validate(repository).map(|()| repository).map_err(RouteError::Name)
 }
 
 fn valid_session(s: &str) -> bool {
@@ -211,8 +202,7 @@ fn valid_session(s: &str) -> bool {
         && s.len() <= MAX_SESSION_LEN
         && s != "."
         && s != ".."
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'=' | b'~'))
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b'=' | b'~'))
 }
 
 #[cfg(test)]

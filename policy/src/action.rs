@@ -20,13 +20,8 @@ pub enum Action {
 
 impl Action {
     /// Every action, in a stable order.
-    pub const ALL: [Action; 5] = [
-        Action::Pull,
-        Action::Push,
-        Action::Delete,
-        Action::Overwrite,
-        Action::Catalog,
-    ];
+    pub const ALL: [Action; 5] =
+        [Action::Pull, Action::Push, Action::Delete, Action::Overwrite, Action::Catalog];
 
     /// The action's name in policies, logs and metric labels.
     pub fn as_str(&self) -> &'static str {
@@ -52,11 +47,7 @@ pub struct UnknownAction(pub String);
 
 impl fmt::Display for UnknownAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown action {:?}: expected one of pull, push, delete, overwrite, catalog",
-            self.0
-        )
+        write!(f, "unknown action {:?}: expected one of pull, push, delete, overwrite, catalog", self.0)
     }
 }
 
@@ -66,10 +57,7 @@ impl FromStr for Action {
     type Err = UnknownAction;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Action::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| UnknownAction(s.to_owned()))
+        Action::ALL.into_iter().find(|a| a.as_str() == s).ok_or_else(|| UnknownAction(s.to_owned()))
     }
 }
 

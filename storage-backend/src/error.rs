@@ -129,12 +129,7 @@ pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 impl RegistryError {
     /// An error with the code's default status and no detail.
     pub fn new(code: Code) -> Self {
-        RegistryError {
-            code,
-            status: code.status(),
-            detail: None,
-            headers: Vec::new(),
-        }
+        RegistryError { code, status: code.status(), detail: None, headers: Vec::new() }
     }
 
     /// Attaches a detail value (shown to the client).
@@ -176,11 +171,7 @@ impl From<std::io::Error> for RegistryError {
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
         let body = Body {
-            errors: [Entry {
-                code: self.code.as_str(),
-                message: self.code.message(),
-                detail: self.detail,
-            }],
+            errors: [Entry { code: self.code.as_str(), message: self.code.message(), detail: self.detail }],
         };
         let text = serde_json::to_string(&body)
             .unwrap_or_else(|_| format!("{{\"errors\":[{{\"code\":\"{}\"}}]}}", self.code.as_str()));

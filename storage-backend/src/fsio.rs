@@ -29,9 +29,7 @@ pub fn write_atomic(tmp_dir: &Path, target: &Path, contents: &[u8]) -> io::Resul
 
 /// Renames `from` to `to` (replacing it), creating `to`'s folder if needed, and syncs that folder.
 pub fn rename_durable(from: &Path, to: &Path) -> io::Result<()> {
-    let parent = to
-        .parent()
-        .ok_or_else(|| io::Error::other("target has no parent folder"))?;
+    let parent = to.parent().ok_or_else(|| io::Error::other("target has no parent folder"))?;
     ensure_dir(parent)?;
     fs::rename(from, to)?;
     sync_dir(parent)
@@ -42,9 +40,7 @@ pub fn create_marker(path: &Path) -> io::Result<()> {
     if touch(path)? {
         return Ok(());
     }
-    let parent = path
-        .parent()
-        .ok_or_else(|| io::Error::other("marker has no parent folder"))?;
+    let parent = path.parent().ok_or_else(|| io::Error::other("marker has no parent folder"))?;
     ensure_dir(parent)?;
     File::create(path)?;
     sync_dir(parent)
@@ -72,16 +68,46 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Sets a file's modification time to now. `Ok(false)` when it does not exist.
+/// Sets a file's modification time to now. `Ok(true)` only if, afterwards, the file is still the one at
+/// `path`: a file renamed away or deleted meanwhile (by a garbage collection) counts as missing.
 ///
-/// The garbage collector never removes a file modified after it started; every write path that starts
-/// to depend on an existing blob touches it first.
+/// The garbage collector never removes a file modified after its cutoff, and checks the time again after
+/// moving a file aside, so a `true` here means the file stays.
 pub fn touch(path: &Path) -> io::Result<bool> {
-    match File::options().append(true).open(path) {
-        Ok(f) => f.set_modified(SystemTime::now()).map(|()| true),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+    let f = match File::options().append(true).open(path) {
+        Ok(f) => f,
+        Err(e) if not_found(&e) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    f.set_modified(SystemTime::now())?;
+    let ours = f.metadata()?;
+    match fs::metadata(path) {
+        Ok(now) => Ok(same_file(&ours, &now)),
+        Err(e) if not_found(&e) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+#[cfg(unix)]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    a.dev() == b.dev() && a.ino() == b.ino()
+}
+
+#[cfg(not(unix))]
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    a.len() == b.len() && a.modified().ok() == b.modified().ok()
+}
+
+/// Removes a file and syncs its folder, so the removal survives a crash. `Ok(false)` when it did not exist.
+pub fn remove_durable(path: &Path) -> io::Result<bool> {
+    if !remove_optional(path)? {
+        return Ok(false);
+    }
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(true)
 }
 
 /// Reads a small file whole. `Ok(None)` when it does not exist.
@@ -138,9 +164,7 @@ pub fn not_found(e: &io::Error) -> bool {
 /// 128 random bits as 32 lowercase hex characters.
 pub fn random_hex() -> String {
     let bytes = random_bytes();
-    oci::DigestBuf::from_hash(oci::Algorithm::Sha256, &bytes)
-        .hex()
-        .to_owned()
+    oci::DigestBuf::from_hash(oci::Algorithm::Sha256, &bytes).hex().to_owned()
 }
 
 /// A random version-4 UUID, the format clients expect in `Docker-Upload-UUID`.
@@ -150,14 +174,7 @@ pub fn random_uuid() -> String {
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = oci::DigestBuf::from_hash(oci::Algorithm::Sha256, &b);
     let h = h.hex();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 fn random_bytes() -> [u8; 16] {
@@ -190,6 +207,17 @@ mod tests {
         create_marker(&m).unwrap();
         assert!(touch(&m).unwrap());
         assert_eq!(file_size(&m).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn touch_misses_a_file_moved_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("blob");
+        fs::write(&p, b"x").unwrap();
+        assert!(touch(&p).unwrap());
+        fs::rename(&p, dir.path().join(".aside")).unwrap();
+        assert!(!touch(&p).unwrap());
+        assert!(!remove_durable(&p).unwrap());
     }
 
     #[test]

@@ -85,10 +85,6 @@ mod tests {
             digest_bytes(Algorithm::Sha256, b"{}").to_string(),
             "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
         );
-        assert!(
-            digest_bytes(Algorithm::Sha512, b"")
-                .to_string()
-                .starts_with("sha512:cf83e1357eefb8bd")
-        );
+        assert!(digest_bytes(Algorithm::Sha512, b"").to_string().starts_with("sha512:cf83e1357eefb8bd"));
     }
 }

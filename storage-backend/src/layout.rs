@@ -132,9 +132,7 @@ impl Layout {
 /// Is this a directory entry of the repository tree that names a nested repository component (rather than
 /// one of the registry's own `_` folders)?
 pub fn is_repository_component(name: &str) -> bool {
-    name.as_bytes()
-        .first()
-        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    name.as_bytes().first().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 #[cfg(test)]
@@ -150,14 +148,8 @@ mod tests {
             l.blob(d),
             Path::new("/r/blobs/sha256/e3/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         );
-        assert_eq!(
-            l.tag("a/b", "v1"),
-            Path::new("/r/repositories/a/b/_manifests/tags/v1")
-        );
-        assert_eq!(
-            l.layer_link("a", d).parent().unwrap(),
-            Path::new("/r/repositories/a/_layers/sha256")
-        );
+        assert_eq!(l.tag("a/b", "v1"), Path::new("/r/repositories/a/b/_manifests/tags/v1"));
+        assert_eq!(l.layer_link("a", d).parent().unwrap(), Path::new("/r/repositories/a/_layers/sha256"));
         assert!(l.referrer("a", d, d).ends_with(format!("sha256-{}", d.hex())));
     }
 }

@@ -25,8 +25,9 @@ mod routes;
 pub mod store;
 pub mod uploads;
 
+use std::fs::{File, TryLockError};
 use std::future::Future;
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,18 +66,18 @@ pub struct Registry {
     store: Store,
     uploads: Uploads,
     config: Config,
+    /// Held for the registry's lifetime: one serving process per storage root.
+    _root_lock: File,
 }
 
 impl Registry {
-    /// Opens (creating if needed) the storage root.
+    /// Opens (creating if needed) the storage root and takes it for this process: a second registry on
+    /// the same root is refused (`ocigate registry gc` may still run beside it).
     pub fn open(root: &Path, config: Config) -> io::Result<Arc<Registry>> {
         let store = Store::open(root)?;
+        let _root_lock = lock_root(root)?;
         let uploads = Uploads::new(store.layout().clone());
-        Ok(Arc::new(Registry {
-            store,
-            uploads,
-            config,
-        }))
+        Ok(Arc::new(Registry { store, uploads, config, _root_lock }))
     }
 
     /// The content store.
@@ -93,6 +94,32 @@ impl Registry {
     pub fn config(&self) -> &Config {
         &self.config
     }
+}
+
+/// Takes `<root>/.lock` exclusively and writes our pid into it.
+fn lock_root(root: &Path) -> io::Result<File> {
+    let path = root.join(".lock");
+    let mut file = File::options().create(true).truncate(false).write(true).open(&path)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            let holder = holder.trim();
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "storage root {} is already served by another process{} (it holds {}); stop it or use another --root",
+                    root.display(),
+                    if holder.is_empty() { String::new() } else { format!(" (pid {holder})") },
+                    path.display()
+                ),
+            ));
+        }
+        Err(TryLockError::Error(e)) => return Err(e),
+    }
+    file.set_len(0)?;
+    writeln!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 /// The registry's HTTP application.
@@ -113,9 +140,7 @@ pub async fn serve(
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    let result = axum::serve(listener, app(registry))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(listener, app(registry)).with_graceful_shutdown(shutdown).await;
     janitor.abort();
     result
 }
@@ -143,7 +168,5 @@ pub fn spawn_janitor(registry: Arc<Registry>) -> tokio::task::JoinHandle<()> {
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, RegistryError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| RegistryError::internal("storage task failed", e))?
+    tokio::task::spawn_blocking(f).await.map_err(|e| RegistryError::internal("storage task failed", e))?
 }

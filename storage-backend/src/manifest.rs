@@ -89,11 +89,7 @@ impl Manifest {
     /// Every descriptor whose content the repository must hold, with its kind (not the subject, which
     /// may be pushed later, and not non-distributable layers).
     pub fn references(&self) -> impl Iterator<Item = (&Descriptor, RefKind)> {
-        let blobs = self
-            .config
-            .iter()
-            .chain(self.layers.iter().flatten())
-            .chain(self.blobs.iter().flatten());
+        let blobs = self.config.iter().chain(self.layers.iter().flatten()).chain(self.blobs.iter().flatten());
         blobs
             .filter(|d| !d.is_non_distributable())
             .map(|d| (d, RefKind::Blob))
@@ -107,9 +103,7 @@ impl Manifest {
 
     /// The artifact type to show in a referrers list: `artifactType`, else the config's media type.
     pub fn effective_artifact_type(&self) -> Option<&str> {
-        self.artifact_type
-            .as_deref()
-            .or(self.config.as_ref().map(|c| c.media_type.as_str()))
+        self.artifact_type.as_deref().or(self.config.as_ref().map(|c| c.media_type.as_str()))
     }
 }
 

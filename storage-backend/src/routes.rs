@@ -17,6 +17,20 @@ use crate::handlers::{DRAIN_LIMIT, base, blobs, drain, listing, manifests, uploa
 pub const API_VERSION: HeaderName = HeaderName::from_static("docker-distribution-api-version");
 
 pub(crate) async fn dispatch(State(registry): State<Arc<Registry>>, request: Request) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        return handle(registry, request).await;
+    }
+    // A request that changes state runs to completion in its own task, even if the client goes away
+    // (an HTTP/2 reset drops the handler's future): a chunk is written whole or rolled back, a manifest
+    // push finishes or is undone, never left half-applied.
+    match tokio::spawn(handle(registry, request)).await {
+        Ok(response) => response,
+        Err(e) => RegistryError::internal("request task failed", e).into_response(),
+    }
+}
+
+async fn handle(registry: Arc<Registry>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let mut body = Some(body);
     let mut response = match route(&registry, &parts, &mut body).await {
@@ -29,9 +43,15 @@ pub(crate) async fn dispatch(State(registry): State<Arc<Registry>>, request: Req
             e.into_response()
         }
     };
-    response
-        .headers_mut()
-        .insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    response.headers_mut().insert(API_VERSION, HeaderValue::from_static("registry/2.0"));
+    tracing::debug!(
+        target: "registry::access",
+        method = %parts.method,
+        path = parts.uri.path(),
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
     response
 }
 
@@ -58,10 +78,7 @@ async fn route(reg: &Arc<Registry>, parts: &Parts, body: &mut Option<Body>) -> R
             Method::GET | Method::HEAD => listing::referrers(reg, repository, digest, query).await,
             _ => Err(not_allowed("GET, HEAD")),
         },
-        Route::Manifest {
-            repository,
-            reference,
-        } => match *method {
+        Route::Manifest { repository, reference } => match *method {
             Method::GET => manifests::get(reg, repository, reference, headers, false),
             Method::HEAD => manifests::get(reg, repository, reference, headers, true),
             Method::PUT => manifests::put(reg, repository, reference, query, headers, body).await,
@@ -71,7 +88,7 @@ async fn route(reg: &Arc<Registry>, parts: &Parts, body: &mut Option<Body>) -> R
         Route::Blob { repository, digest } => match *method {
             Method::GET => blobs::get(reg, repository, digest, headers, false).await,
             Method::HEAD => blobs::get(reg, repository, digest, headers, true).await,
-            Method::DELETE => blobs::delete(reg, repository, digest),
+            Method::DELETE => blobs::delete(reg, repository, digest).await,
             _ => Err(not_allowed("GET, HEAD, DELETE")),
         },
         Route::StartUpload { repository } => match *method {
@@ -100,9 +117,9 @@ fn not_allowed(allow: &'static str) -> RegistryError {
 pub(crate) fn route_error(e: RouteError, method: &Method) -> RegistryError {
     let detail = e.as_str();
     match e {
-        RouteError::NotV2 | RouteError::Unknown => RegistryError::new(Code::Unsupported)
-            .status(StatusCode::NOT_FOUND)
-            .detail(detail),
+        RouteError::NotV2 | RouteError::Unknown => {
+            RegistryError::new(Code::Unsupported).status(StatusCode::NOT_FOUND).detail(detail)
+        }
         RouteError::Encoding | RouteError::Name(_) => RegistryError::new(Code::NameInvalid).detail(detail),
         RouteError::Reference(ReferenceError::Tag) if *method == Method::PUT => {
             RegistryError::new(Code::ManifestInvalid).detail(detail)

@@ -14,10 +14,8 @@ pub fn ocigate() -> PathBuf {
         }
         // target/<profile>/deps/<test-binary> -> target/<profile>/ocigate
         let exe = std::env::current_exe().expect("test binary path");
-        let profile_dir = exe
-            .parent()
-            .and_then(|p| p.parent())
-            .expect("test binary lives in target/<profile>/deps");
+        let profile_dir =
+            exe.parent().and_then(|p| p.parent()).expect("test binary lives in target/<profile>/deps");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "--quiet", "-p", "gateway", "--bin", "ocigate"]);

@@ -58,11 +58,7 @@ impl Blob {
     /// Wraps bytes.
     pub fn new(media_type: &str, data: impl Into<Bytes>) -> Blob {
         let data = data.into();
-        Blob {
-            media_type: media_type.to_owned(),
-            digest: sha256(&data),
-            data,
-        }
+        Blob { media_type: media_type.to_owned(), digest: sha256(&data), data }
     }
 
     /// JSON content.
@@ -144,11 +140,7 @@ impl Image {
                 "layers": layers.iter().map(Blob::descriptor).collect::<Vec<_>>(),
             }),
         );
-        Image {
-            config,
-            layers,
-            manifest,
-        }
+        Image { config, layers, manifest }
     }
 
     /// Every blob of the image, manifest last.
@@ -170,10 +162,7 @@ pub fn index(images: &[(&Image, &str)]) -> Blob {
             d
         })
         .collect();
-    Blob::json(
-        OCI_INDEX,
-        &json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }),
-    )
+    Blob::json(OCI_INDEX, &json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests }))
 }
 
 /// The empty JSON blob `{}`.

@@ -44,12 +44,8 @@ impl Resp {
 
     /// The body parsed as JSON (panics with the body when it is not JSON).
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {:?}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
     }
 
     /// The first OCI error code of the body, checking the error format on the way.
@@ -57,15 +53,8 @@ impl Resp {
         let v = self.json();
         let first = &v["errors"][0];
         assert!(first["message"].is_string(), "error without message: {v}");
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/json"),
-            "error content type"
-        );
-        first["code"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no errors[0].code in {v}"))
-            .to_owned()
+        assert_eq!(self.header("content-type"), Some("application/json"), "error content type");
+        first["code"].as_str().unwrap_or_else(|| panic!("no errors[0].code in {v}")).to_owned()
     }
 
     /// The body as text.
@@ -75,13 +64,10 @@ impl Resp {
 
     /// `Location`, made relative to the server (path and query).
     pub fn location(&self) -> String {
-        let loc = self
-            .header("location")
-            .unwrap_or_else(|| panic!("no Location header (status {})", self.status));
+        let loc =
+            self.header("location").unwrap_or_else(|| panic!("no Location header (status {})", self.status));
         match loc.find("://") {
-            Some(i) => loc[i + 3..]
-                .find('/')
-                .map_or("/".into(), |j| loc[i + 3 + j..].to_owned()),
+            Some(i) => loc[i + 3..].find('/').map_or("/".into(), |j| loc[i + 3 + j..].to_owned()),
             None => loc.to_owned(),
         }
     }
@@ -174,29 +160,19 @@ impl RequestBuilder {
         let body: ReqBody = match self.body {
             Body::Empty => Full::new(Bytes::new()).boxed(),
             Body::Full(b) => Full::new(b).boxed(),
-            Body::Chunked(chunks) => StreamBody::new(futures_util::stream::iter(
-                chunks.into_iter().map(|c| Ok(Frame::data(c))),
-            ))
-            .boxed(),
+            Body::Chunked(chunks) => {
+                StreamBody::new(futures_util::stream::iter(chunks.into_iter().map(|c| Ok(Frame::data(c)))))
+                    .boxed()
+            }
         };
-        let req = req
-            .body(body)
-            .unwrap_or_else(|e| panic!("bad request {uri}: {e}"));
+        let req = req.body(body).unwrap_or_else(|e| panic!("bad request {uri}: {e}"));
         let resp = tokio::time::timeout(Duration::from_secs(60), self.client.inner.request(req))
             .await
             .unwrap_or_else(|_| panic!("timeout: {uri}"))
             .unwrap_or_else(|e| panic!("request {uri} failed: {e:?}"));
         let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .unwrap_or_else(|e| panic!("reading {uri}: {e}"))
-            .to_bytes();
-        Resp {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        let body = body.collect().await.unwrap_or_else(|e| panic!("reading {uri}: {e}")).to_bytes();
+        Resp { status: parts.status.as_u16(), headers: parts.headers, body }
     }
 }
 
@@ -211,10 +187,9 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
     loop {
         if let Some(end) = out.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&out[..end]).to_ascii_lowercase();
-            let len = head.lines().find_map(|l| {
-                l.strip_prefix("content-length:")
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-            });
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()));
             if len.is_some_and(|len| out.len() >= end + 4 + len) {
                 break;
             }
@@ -229,9 +204,5 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
 
 /// The status code of a raw response.
 pub fn raw_status(response: &str) -> u16 {
-    response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }

@@ -31,17 +31,12 @@ impl Server {
     /// `ocigate registry serve` on `root`, with extra flags.
     pub fn registry_at(root: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(crate::bin::ocigate());
-        cmd.args(["registry", "serve", "--listen", "127.0.0.1:0", "--root"])
-            .arg(root)
-            .args(extra);
+        cmd.args(["registry", "serve", "--listen", "127.0.0.1:0", "--root"]).arg(root).args(extra);
         Server::spawn(cmd, root.to_path_buf())
     }
 
     fn spawn(mut cmd: Command, root: PathBuf) -> Server {
-        cmd.env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        cmd.env("RUST_LOG", "info").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start ocigate");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(String::new()));
@@ -49,10 +44,7 @@ impl Server {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
+                if let Some(addr) = line.split("addr=").nth(1).and_then(|a| a.split_whitespace().next())
                     && let Ok(addr) = addr.trim_matches('"').parse::<SocketAddr>()
                 {
                     let _ = tx.send(addr);
@@ -67,19 +59,10 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!(
-                    "ocigate did not report its address; log:\n{}",
-                    log.lock().expect("log lock")
-                );
+                panic!("ocigate did not report its address; log:\n{}", log.lock().expect("log lock"));
             }
         };
-        Server {
-            child,
-            addr,
-            log,
-            root,
-            _tmp: None,
-        }
+        Server { child, addr, log, root, _tmp: None }
     }
 
     /// Its address.
@@ -119,10 +102,7 @@ impl Server {
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns the exit code.
     pub fn terminate(mut self) -> Option<i32> {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         for _ in 0..100 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status.code();

@@ -13,14 +13,8 @@ pub fn available(tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !found {
-        let hint = format!(
-            "{tool} is not installed (Debian: apt-get install {})",
-            package(tool)
-        );
-        assert!(
-            std::env::var("OCIGATE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{hint}"
-        );
+        let hint = format!("{tool} is not installed (Debian: apt-get install {})", package(tool));
+        assert!(std::env::var("OCIGATE_REQUIRE_TOOLS").as_deref() != Ok("1"), "{hint}");
         eprintln!("SKIPPED: {hint}");
     }
     found

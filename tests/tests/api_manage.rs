@@ -22,18 +22,12 @@ async fn tags_list_sorted_and_paged() {
     let r = c.get("/v2/t/tags/list").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
-    assert_eq!(
-        r.json(),
-        json!({"name": "t", "tags": ["A", "_x", "latest", "v1", "v10", "v2"]})
-    );
+    assert_eq!(r.json(), json!({"name": "t", "tags": ["A", "_x", "latest", "v1", "v10", "v2"]}));
     assert_eq!(r.header("link"), None);
 
     let r = c.get("/v2/t/tags/list?n=2").await;
     assert_eq!(r.json()["tags"], json!(["A", "_x"]));
-    assert_eq!(
-        r.header("link"),
-        Some(r#"</v2/t/tags/list?n=2&last=_x>; rel="next""#)
-    );
+    assert_eq!(r.header("link"), Some(r#"</v2/t/tags/list?n=2&last=_x>; rel="next""#));
     let r = c.get("/v2/t/tags/list?n=2&last=_x").await;
     assert_eq!(r.json()["tags"], json!(["latest", "v1"]));
     let r = c.get("/v2/t/tags/list?n=2&last=v1").await;
@@ -48,10 +42,7 @@ async fn tags_list_sorted_and_paged() {
     assert_eq!(r.json()["tags"].as_array().unwrap().len(), 6);
 
     let r = c.get("/v2/t/tags/list?n=-1").await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "PAGINATION_NUMBER_INVALID")
-    );
+    assert_eq!((r.status, r.error_code().as_str()), (400, "PAGINATION_NUMBER_INVALID"));
     let r = c.get("/v2/nobody/tags/list").await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "NAME_UNKNOWN"));
 }
@@ -65,20 +56,13 @@ async fn catalog_lists_nested_repositories_with_paging() {
         c.push_image(repo, "v1", &img).await;
     }
     // A repository holding only a blob exists too.
-    c.push_blob("blobonly", &Blob::new("application/octet-stream", &b"z"[..]))
-        .await;
+    c.push_blob("blobonly", &Blob::new("application/octet-stream", &b"z"[..])).await;
     let r = c.get("/v2/_catalog").await;
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.json(),
-        json!({"repositories": ["a", "a.b", "a/x", "a/x/y", "b", "blobonly", "c-d"]})
-    );
+    assert_eq!(r.json(), json!({"repositories": ["a", "a.b", "a/x", "a/x/y", "b", "blobonly", "c-d"]}));
     let r = c.get("/v2/_catalog?n=3").await;
     assert_eq!(r.json()["repositories"], json!(["a", "a.b", "a/x"]));
-    assert_eq!(
-        r.header("link"),
-        Some(r#"</v2/_catalog?n=3&last=a/x>; rel="next""#)
-    );
+    assert_eq!(r.header("link"), Some(r#"</v2/_catalog?n=3&last=a/x>; rel="next""#));
     let r = c.get("/v2/_catalog?n=3&last=a/x").await;
     assert_eq!(r.json()["repositories"], json!(["a/x/y", "b", "blobonly"]));
     let r = c.get("/v2/_catalog?n=3&last=blobonly").await;
@@ -115,10 +99,7 @@ async fn referrers_listed_filtered_and_empty() {
             "config": {"mediaType": "application/vnd.example.sig", "digest": sig.digest, "size": sig.data.len()},
             "layers": [empty.descriptor()], "subject": img.manifest.descriptor()}),
     );
-    assert_eq!(
-        c.put_manifest("r", &cfg_typed.digest, &cfg_typed).await.status,
-        201
-    );
+    assert_eq!(c.put_manifest("r", &cfg_typed.digest, &cfg_typed).await.status, 201);
     // An index with a subject is a referrer too; without artifactType it has none.
     let idx = Blob::json(
         OCI_INDEX,
@@ -139,20 +120,14 @@ async fn referrers_listed_filtered_and_empty() {
     let list = v["manifests"].as_array().unwrap();
     assert_eq!(list.len(), 4, "{v}");
     let find = |d: &str| {
-        list.iter()
-            .find(|m| m["digest"] == d)
-            .unwrap_or_else(|| panic!("{d} missing in {v}"))
-            .clone()
+        list.iter().find(|m| m["digest"] == d).unwrap_or_else(|| panic!("{d} missing in {v}")).clone()
     };
     assert_eq!(
         find(&a.digest),
         json!({"mediaType": OCI_MANIFEST, "digest": a.digest, "size": a.data.len(),
         "artifactType": "application/vnd.example.sig", "annotations": {"org.example.note": "sig"}})
     );
-    assert_eq!(
-        find(&cfg_typed.digest)["artifactType"],
-        "application/vnd.example.sig"
-    );
+    assert_eq!(find(&cfg_typed.digest)["artifactType"], "application/vnd.example.sig");
     assert_eq!(
         find(&idx.digest),
         json!({"mediaType": OCI_INDEX, "digest": idx.digest, "size": idx.data.len(),
@@ -160,19 +135,12 @@ async fn referrers_listed_filtered_and_empty() {
     );
 
     let r = c
-        .get(&format!(
-            "/v2/r/referrers/{}?artifactType=application%2Fvnd.example.sig",
-            img.manifest.digest
-        ))
+        .get(&format!("/v2/r/referrers/{}?artifactType=application%2Fvnd.example.sig", img.manifest.digest))
         .await;
     assert_eq!(r.header("oci-filters-applied"), Some("artifactType"));
     let v = r.json();
-    let mut got: Vec<&str> = v["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap())
-        .collect();
+    let mut got: Vec<&str> =
+        v["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap()).collect();
     got.sort();
     let mut want = vec![a.digest.as_str(), cfg_typed.digest.as_str()];
     want.sort();
@@ -192,14 +160,8 @@ async fn referrers_listed_filtered_and_empty() {
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
 
     // Deleting a referrer removes it from the list.
-    assert_eq!(
-        c.delete(&format!("/v2/r/manifests/{}", b.digest)).await.status,
-        202
-    );
-    let v = c
-        .get(&format!("/v2/r/referrers/{}", img.manifest.digest))
-        .await
-        .json();
+    assert_eq!(c.delete(&format!("/v2/r/manifests/{}", b.digest)).await.status, 202);
+    let v = c.get(&format!("/v2/r/referrers/{}", img.manifest.digest)).await.json();
     assert_eq!(v["manifests"].as_array().unwrap().len(), 3);
 }
 
@@ -212,22 +174,14 @@ async fn delete_manifest_by_digest_removes_its_tags() {
     tag_all(&c, "d", &img, &["v1", "latest"]).await;
     c.push_image("d", "keep", &other).await;
 
-    let r = c
-        .delete(&format!("/v2/d/manifests/{}", img.manifest.digest))
-        .await;
+    let r = c.delete(&format!("/v2/d/manifests/{}", img.manifest.digest)).await;
     assert_eq!(r.status, 202);
     for reference in ["v1", "latest", img.manifest.digest.as_str()] {
         let r = c.get(&format!("/v2/d/manifests/{reference}")).await;
-        assert_eq!(
-            (r.status, r.error_code().as_str()),
-            (404, "MANIFEST_UNKNOWN"),
-            "{reference}"
-        );
+        assert_eq!((r.status, r.error_code().as_str()), (404, "MANIFEST_UNKNOWN"), "{reference}");
     }
     assert_eq!(c.get("/v2/d/tags/list").await.json()["tags"], json!(["keep"]));
-    let r = c
-        .delete(&format!("/v2/d/manifests/{}", img.manifest.digest))
-        .await;
+    let r = c.delete(&format!("/v2/d/manifests/{}", img.manifest.digest)).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "MANIFEST_UNKNOWN"));
     // Pushing it again works.
     assert_eq!(c.put_manifest("d", "v1", &img.manifest).await.status, 201);
@@ -241,12 +195,7 @@ async fn delete_tag_keeps_manifest() {
     tag_all(&c, "dt", &img, &["v1"]).await;
     assert_eq!(c.delete("/v2/dt/manifests/v1").await.status, 202);
     assert_eq!(c.get("/v2/dt/manifests/v1").await.status, 404);
-    assert_eq!(
-        c.get(&format!("/v2/dt/manifests/{}", img.manifest.digest))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(c.get(&format!("/v2/dt/manifests/{}", img.manifest.digest)).await.status, 200);
     let r = c.delete("/v2/dt/manifests/v1").await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "MANIFEST_UNKNOWN"));
     // An emptied repository still lists (no tags), it does not vanish.
@@ -270,9 +219,6 @@ async fn delete_blob() {
     assert_eq!(c.get(&format!("/v2/db2/blobs/{}", b.digest)).await.status, 200);
     let r = c.delete(&format!("/v2/db/blobs/{}", b.digest)).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UNKNOWN"));
-    let r = c
-        .request(Method::DELETE, "/v2/db/blobs/sha256:nothex")
-        .send()
-        .await;
+    let r = c.request(Method::DELETE, "/v2/db/blobs/sha256:nothex").send().await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
 }

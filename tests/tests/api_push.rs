@@ -18,10 +18,7 @@ async fn start(c: &Client, repo: &str) -> String {
     assert_eq!(r.header("range"), Some("0-0"));
     let loc = r.location();
     assert!(loc.starts_with(&format!("/v2/{repo}/blobs/uploads/")), "{loc}");
-    assert_eq!(
-        Some(loc.rsplit('/').next().unwrap()),
-        r.header("docker-upload-uuid")
-    );
+    assert_eq!(Some(loc.rsplit('/').next().unwrap()), r.header("docker-upload-uuid"));
     loc
 }
 
@@ -51,10 +48,7 @@ async fn single_request_post_with_digest() {
     let c = reg.client();
     let b = blob(2, 5000);
     let r = c
-        .request(
-            Method::POST,
-            &format!("/v2/single/blobs/uploads/?digest={}", b.digest),
-        )
+        .request(Method::POST, &format!("/v2/single/blobs/uploads/?digest={}", b.digest))
         .header("content-type", "application/octet-stream")
         .body(b.data.clone())
         .send()
@@ -94,24 +88,14 @@ async fn chunked_upload_in_order_with_status_and_416() {
     assert_eq!(r.header("range"), Some("0-0"));
     assert_eq!(r.location(), loc);
 
-    let r = c
-        .request(Method::PATCH, &loc)
-        .header("content-range", "0-21")
-        .body(one.clone())
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &loc).header("content-range", "0-21").body(one.clone()).send().await;
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(r.header("range"), Some("0-21"));
     assert_eq!(r.location(), loc);
     assert_eq!(r.header("content-length"), Some("0"));
 
     // Resending the first chunk: 416 with the current range.
-    let r = c
-        .request(Method::PATCH, &loc)
-        .header("content-range", "0-21")
-        .body(one.clone())
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &loc).header("content-range", "0-21").body(one.clone()).send().await;
     assert_eq!(r.status, 416);
     assert_eq!(r.header("range"), Some("0-21"));
 
@@ -120,20 +104,11 @@ async fn chunked_upload_in_order_with_status_and_416() {
     assert_eq!(r.header("range"), Some("0-21"));
     assert_eq!(r.location(), loc);
 
-    let r = c
-        .request(Method::PATCH, &loc)
-        .header("content-range", "22-41")
-        .body(two.clone())
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &loc).header("content-range", "22-41").body(two.clone()).send().await;
     assert_eq!(r.status, 202);
     assert_eq!(r.header("range"), Some("0-41"));
 
-    let r = c
-        .request(Method::PUT, &format!("{loc}?digest={}", b.digest))
-        .body(Bytes::new())
-        .send()
-        .await;
+    let r = c.request(Method::PUT, &format!("{loc}?digest={}", b.digest)).body(Bytes::new()).send().await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.location(), format!("/v2/chunky/blobs/{}", b.digest));
     assert_blob(&c, "chunky", &b).await;
@@ -147,12 +122,7 @@ async fn chunk_length_must_match_its_range() {
     let reg = Server::registry();
     let c = reg.client();
     let loc = start(&c, "chunky").await;
-    let r = c
-        .request(Method::PATCH, &loc)
-        .header("content-range", "0-9")
-        .body(vec![0u8; 5])
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &loc).header("content-range", "0-9").body(vec![0u8; 5]).send().await;
     assert_eq!(r.status, 416);
     assert_eq!(c.get(&loc).await.header("range"), Some("0-0"), "nothing appended");
 }
@@ -194,10 +164,7 @@ async fn streamed_patch_without_length() {
         .send()
         .await;
     assert_eq!(r.status, 202, "{}", r.text());
-    assert_eq!(
-        r.header("range"),
-        Some(format!("0-{}", b.data.len() - 1).as_str())
-    );
+    assert_eq!(r.header("range"), Some(format!("0-{}", b.data.len() - 1).as_str()));
     let loc = r.location();
     // Closing PUT with an empty body, as the conformance suite sends it.
     let r = c
@@ -221,25 +188,15 @@ async fn upload_errors() {
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
     // A digest that does not match: 400, and the upload is gone with nothing stored.
     let wrong = content::sha256(b"not it");
-    let r = c
-        .request(Method::PUT, &format!("{loc}?digest={wrong}"))
-        .body(b.data.clone())
-        .send()
-        .await;
+    let r = c.request(Method::PUT, &format!("{loc}?digest={wrong}")).body(b.data.clone()).send().await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
     assert_eq!(c.head(&format!("/v2/errs/blobs/{wrong}")).await.status, 404);
     assert_eq!(c.head(&format!("/v2/errs/blobs/{}", b.digest)).await.status, 404);
     assert_eq!(c.get(&loc).await.status, 404);
     // Unknown sessions.
-    let r = c
-        .get("/v2/errs/blobs/uploads/00000000-0000-4000-8000-000000000000")
-        .await;
+    let r = c.get("/v2/errs/blobs/uploads/00000000-0000-4000-8000-000000000000").await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
-    let r = c
-        .request(Method::PATCH, "/v2/errs/blobs/uploads/not-a-session")
-        .body(vec![1u8])
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, "/v2/errs/blobs/uploads/not-a-session").body(vec![1u8]).send().await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
     // A session belongs to its repository.
     let loc = start(&c, "errs").await;
@@ -247,11 +204,7 @@ async fn upload_errors() {
     let r = c.get(&format!("/v2/elsewhere/blobs/uploads/{id}")).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
     // Invalid digest parameter.
-    let r = c
-        .request(Method::PUT, &format!("{loc}?digest=sha256:xyz"))
-        .body(Bytes::new())
-        .send()
-        .await;
+    let r = c.request(Method::PUT, &format!("{loc}?digest=sha256:xyz")).body(Bytes::new()).send().await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
 }
 
@@ -260,26 +213,13 @@ async fn cancel_upload() {
     let reg = Server::registry();
     let c = reg.client();
     let loc = start(&c, "cancel").await;
-    assert_eq!(
-        c.request(Method::PATCH, &loc)
-            .body(vec![7u8; 10])
-            .send()
-            .await
-            .status,
-        202
-    );
+    assert_eq!(c.request(Method::PATCH, &loc).body(vec![7u8; 10]).send().await.status, 202);
     let r = c.delete(&loc).await;
     assert_eq!(r.status, 204);
     let r = c.get(&loc).await;
     assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"));
     assert_eq!(c.delete(&loc).await.status, 404);
-    assert!(
-        std::fs::read_dir(reg.root().join("uploads"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "upload files removed"
-    );
+    assert!(std::fs::read_dir(reg.root().join("uploads")).unwrap().next().is_none(), "upload files removed");
 }
 
 #[tokio::test]
@@ -289,12 +229,7 @@ async fn cross_repository_mount() {
     let b = blob(7, 2048);
     assert_eq!(c.push_blob("src/repo", &b).await.status, 201);
 
-    let r = c
-        .post(&format!(
-            "/v2/dst/blobs/uploads/?mount={}&from=src/repo",
-            b.digest
-        ))
-        .await;
+    let r = c.post(&format!("/v2/dst/blobs/uploads/?mount={}&from=src/repo", b.digest)).await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.location(), format!("/v2/dst/blobs/{}", b.digest));
     assert_eq!(r.header("docker-content-digest"), Some(b.digest.as_str()));
@@ -302,28 +237,17 @@ async fn cross_repository_mount() {
 
     // `from` does not hold it: a normal upload session starts.
     let other = blob(8, 10);
-    let r = c
-        .post(&format!(
-            "/v2/dst/blobs/uploads/?mount={}&from=src/repo",
-            other.digest
-        ))
-        .await;
+    let r = c.post(&format!("/v2/dst/blobs/uploads/?mount={}&from=src/repo", other.digest)).await;
     assert_eq!(r.status, 202);
     assert!(r.location().starts_with("/v2/dst/blobs/uploads/"));
     // No `from`: never mounted (a blob is only reachable through a repository that holds it).
-    let r = c
-        .post(&format!("/v2/third/blobs/uploads/?mount={}", b.digest))
-        .await;
+    let r = c.post(&format!("/v2/third/blobs/uploads/?mount={}", b.digest)).await;
     assert_eq!(r.status, 202);
     assert_eq!(c.head(&format!("/v2/third/blobs/{}", b.digest)).await.status, 404);
     // Bad parameters.
-    let r = c
-        .post("/v2/dst/blobs/uploads/?mount=sha256:zz&from=src/repo")
-        .await;
+    let r = c.post("/v2/dst/blobs/uploads/?mount=sha256:zz&from=src/repo").await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "DIGEST_INVALID"));
-    let r = c
-        .post(&format!("/v2/dst/blobs/uploads/?mount={}&from=../src", b.digest))
-        .await;
+    let r = c.post(&format!("/v2/dst/blobs/uploads/?mount={}&from=../src", b.digest)).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "NAME_INVALID"));
 }
 
@@ -338,25 +262,21 @@ async fn manifest_push_by_tag_digest_and_tag_params() {
     let r = c.put_manifest("m", "v1", &img.manifest).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.location(), format!("/v2/m/manifests/{}", img.manifest.digest));
-    assert_eq!(
-        r.header("docker-content-digest"),
-        Some(img.manifest.digest.as_str())
-    );
+    assert_eq!(r.header("docker-content-digest"), Some(img.manifest.digest.as_str()));
     assert_eq!(r.header("oci-subject"), None);
 
     let r = c.put_manifest("m", &img.manifest.digest, &img.manifest).await;
     assert_eq!(r.status, 201);
 
     let r = c
-        .request(
-            Method::PUT,
-            &format!("/v2/m/manifests/{}?tag=a&tag=b", img.manifest.digest),
-        )
+        .request(Method::PUT, &format!("/v2/m/manifests/{}?tag=a&tag=b", img.manifest.digest))
         .header("content-type", OCI_MANIFEST)
         .body(img.manifest.data.clone())
         .send()
         .await;
     assert_eq!(r.status, 201);
+    let oci_tags: Vec<&str> = r.headers.get_all("oci-tag").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(oci_tags, ["a", "b"]);
     let tags = c.get("/v2/m/tags/list").await.json();
     assert_eq!(tags["tags"], json!(["a", "b", "v1"]));
 }
@@ -370,20 +290,11 @@ async fn manifest_push_is_validated() {
         let c = c.clone();
         let path = format!("/v2/v/manifests/{reference}");
         let ct = ct.to_owned();
-        async move {
-            c.request(Method::PUT, &path)
-                .header("content-type", &ct)
-                .body(body)
-                .send()
-                .await
-        }
+        async move { c.request(Method::PUT, &path).header("content-type", &ct).body(body).send().await }
     };
     // Blobs not pushed yet.
     let r = put("v1", OCI_MANIFEST, img.manifest.data.clone()).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "MANIFEST_BLOB_UNKNOWN")
-    );
+    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
     for b in [&img.config, &img.layers[0]] {
         c.push_blob("v", b).await;
     }
@@ -424,18 +335,12 @@ async fn manifest_push_is_validated() {
     let idx = content::index(&[(&img, "amd64"), (&other, "arm64")]);
     assert_eq!(c.put_manifest("v", "v1", &img.manifest).await.status, 201);
     let r = c.put_manifest("v", "multi", &idx).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "MANIFEST_BLOB_UNKNOWN")
-    );
+    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
     // Invalid tags.
     let r = put(".bad", OCI_MANIFEST, img.manifest.data.clone()).await;
     assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_INVALID"));
     let r = c
-        .request(
-            Method::PUT,
-            &format!("/v2/v/manifests/{}?tag=-x", img.manifest.digest),
-        )
+        .request(Method::PUT, &format!("/v2/v/manifests/{}?tag=-x", img.manifest.digest))
         .header("content-type", OCI_MANIFEST)
         .body(img.manifest.data.clone())
         .send()
@@ -476,10 +381,7 @@ async fn sha512_manifest_by_digest() {
         c.push_blob("s512", b).await;
     }
     use sha2::{Digest, Sha512};
-    let hex: String = Sha512::digest(&img.manifest.data)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex: String = Sha512::digest(&img.manifest.data).iter().map(|b| format!("{b:02x}")).collect();
     let d = format!("sha512:{hex}");
     let r = c.put_manifest("s512", &d, &img.manifest).await;
     assert_eq!(r.status, 201, "{}", r.text());
@@ -518,11 +420,42 @@ async fn rejected_requests_with_large_bodies_still_get_their_answer() {
             .send()
             .await;
         assert_eq!((r.status, r.error_code().as_str()), (416, "RANGE_INVALID"));
-        let r = c
-            .request(Method::PUT, "/v2/Bad/manifests/v1")
-            .body(vec![b'{'; 3 << 20])
-            .send()
-            .await;
+        let r = c.request(Method::PUT, "/v2/Bad/manifests/v1").body(vec![b'{'; 3 << 20]).send().await;
         assert_eq!((r.status, r.error_code().as_str()), (400, "NAME_INVALID"));
     }
+}
+
+#[tokio::test]
+async fn zero_byte_blob() {
+    let reg = Server::registry();
+    let c = reg.client();
+    let b = Blob::new("application/octet-stream", Bytes::new());
+    assert_eq!(c.push_blob("zero", &b).await.status, 201);
+    let r = c.get(&format!("/v2/zero/blobs/{}", b.digest)).await;
+    assert_eq!((r.status, r.header("content-length"), r.body.len()), (200, Some("0"), 0));
+    let r = c.head(&format!("/v2/zero/blobs/{}", b.digest)).await;
+    assert_eq!((r.status, r.header("content-length")), (200, Some("0")));
+}
+
+#[tokio::test]
+async fn hostile_upload_parameters() {
+    let reg = Server::registry();
+    let c = reg.client();
+    let loc = start(&c, "h").await;
+    // A range whose length overflows.
+    let r = c
+        .request(Method::PATCH, &loc)
+        .header("content-range", "0-18446744073709551615")
+        .body(vec![1u8])
+        .send()
+        .await;
+    assert_eq!((r.status, r.error_code().as_str()), (416, "RANGE_INVALID"));
+    // Session ids this registry never hands out are unknown, whatever their shape or length.
+    for id in
+        ["a".repeat(255), "a".repeat(256), "not-a-uuid".into(), "4340353B-C2F2-4AEE-813E-CC4BFF286D18".into()]
+    {
+        let r = c.get(&format!("/v2/h/blobs/uploads/{id}")).await;
+        assert_eq!((r.status, r.error_code().as_str()), (404, "BLOB_UPLOAD_UNKNOWN"), "{id}");
+    }
+    assert_eq!(c.get(&loc).await.status, 204, "the real session is untouched");
 }

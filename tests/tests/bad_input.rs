@@ -34,12 +34,7 @@ fn path_tricks_are_rejected_before_storage() {
     let long = format!("/v2/{}/manifests/latest", "a".repeat(256));
     let cases: &[(&str, &str, u16, &str)] = &[
         ("GET", "/v2/a/../b/manifests/latest", 400, "NAME_INVALID"),
-        (
-            "GET",
-            "/v2/%2e%2e/%2e%2e/etc/manifests/latest",
-            400,
-            "NAME_INVALID",
-        ),
+        ("GET", "/v2/%2e%2e/%2e%2e/etc/manifests/latest", 400, "NAME_INVALID"),
         ("GET", "/v2/%2E%2E/tags/list", 400, "NAME_INVALID"),
         ("PUT", "/v2/a//b/manifests/latest", 400, "NAME_INVALID"),
         ("POST", "/v2/Upper/blobs/uploads/", 400, "NAME_INVALID"),
@@ -47,12 +42,7 @@ fn path_tricks_are_rejected_before_storage() {
         ("GET", "/v2/a%ff/tags/list", 400, "NAME_INVALID"),
         ("GET", "/v2/a%zz/tags/list", 400, "NAME_INVALID"),
         ("GET", &long, 400, "NAME_INVALID"),
-        (
-            "GET",
-            "/v2/a/blobs/sha256:..%2F..%2F..%2Fetc%2Fpasswd",
-            404,
-            "UNSUPPORTED",
-        ),
+        ("GET", "/v2/a/blobs/sha256:..%2F..%2F..%2Fetc%2Fpasswd", 404, "UNSUPPORTED"),
         ("GET", "/v2/a/blobs/sha256%3A..%2F..%2Fx", 404, "UNSUPPORTED"),
         (
             "GET",
@@ -97,10 +87,8 @@ fn path_tricks_are_rejected_before_storage() {
     let mut files = Vec::new();
     tree(reg.root(), &mut files);
     let root = reg.root().display().to_string();
-    let expected: Vec<String> = ["blobs", "repositories", "uploads"]
-        .iter()
-        .map(|d| format!("{root}/{d}"))
-        .collect();
+    let expected: Vec<String> =
+        [".lock", "blobs", "repositories", "uploads"].iter().map(|d| format!("{root}/{d}")).collect();
     files.sort();
     assert_eq!(files, expected);
     // Still serving.
@@ -125,14 +113,8 @@ fn garbage_requests_get_http_errors_not_crashes() {
             String::from_utf8_lossy(req)
         );
     }
-    let huge_header = format!(
-        "GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
-        "a".repeat(1_000_000)
-    );
+    let huge_header = format!("GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(1_000_000));
     let resp = raw(reg.addr(), huge_header.as_bytes());
-    assert!(
-        resp.is_empty() || raw_status(&resp) == 431 || raw_status(&resp) == 400,
-        "{resp:.200}"
-    );
+    assert!(resp.is_empty() || raw_status(&resp) == 431 || raw_status(&resp) == 400, "{resp:.200}");
     assert_eq!(raw_status(&get(&reg, "GET", "/v2/")), 200);
 }

@@ -54,10 +54,7 @@ struct Doc {
 
 impl Doc {
     fn new(data: Bytes) -> Doc {
-        Doc {
-            digest: content::sha256(&data),
-            data,
-        }
+        Doc { digest: content::sha256(&data), data }
     }
     fn desc(&self, media_type: &str) -> Value {
         json!({ "mediaType": media_type, "digest": self.digest, "size": self.data.len() })
@@ -91,14 +88,10 @@ impl Data {
         let layer = Doc::new(content::layer(99, 100).0.data);
         let configs: Vec<Doc> = (0..5)
             .map(|i| {
-                let author: String = content::pseudo_random(100 + i, 16)
-                    .iter()
-                    .map(|b| (b'a' + b % 26) as char)
-                    .collect();
-                Doc::new(tabbed(
-                    &json!({ "author": author, "architecture": "amd64", "os": "linux",
-                    "rootfs": { "type": "layers", "diff_ids": [] } }),
-                ))
+                let author: String =
+                    content::pseudo_random(100 + i, 16).iter().map(|b| (b'a' + b % 26) as char).collect();
+                Doc::new(tabbed(&json!({ "author": author, "architecture": "amd64", "os": "linux",
+                    "rootfs": { "type": "layers", "diff_ids": [] } })))
             })
             .collect();
         let manifests = configs
@@ -178,66 +171,27 @@ async fn pull(c: &Client, d: &Data, dummy: &str) {
     for b in [&d.configs[0], &d.configs[1], &d.layer] {
         assert_eq!(push_blob(c, NS, b).await.status, 201);
     }
-    assert_eq!(
-        put_manifest(c, "tagtest0", OCI_MANIFEST, &d.manifests[0].data)
-            .await
-            .status,
-        201
-    );
-    assert_eq!(
-        put_manifest(c, &d.manifests[1].digest, OCI_MANIFEST, &d.manifests[1].data)
-            .await
-            .status,
-        201
-    );
+    assert_eq!(put_manifest(c, "tagtest0", OCI_MANIFEST, &d.manifests[0].data).await.status, 201);
+    assert_eq!(put_manifest(c, &d.manifests[1].digest, OCI_MANIFEST, &d.manifests[1].data).await.status, 201);
 
     assert_eq!(c.head(&format!("/v2/{NS}/blobs/{dummy}")).await.status, 404);
     let r = c.head(&format!("/v2/{NS}/blobs/{}", d.configs[0].digest)).await;
-    assert_eq!(
-        (r.status, r.header("docker-content-digest")),
-        (200, Some(d.configs[0].digest.as_str()))
-    );
+    assert_eq!((r.status, r.header("docker-content-digest")), (200, Some(d.configs[0].digest.as_str())));
     assert_eq!(c.get(&format!("/v2/{NS}/blobs/{dummy}")).await.status, 404);
-    assert_eq!(
-        c.get(&format!("/v2/{NS}/blobs/{}", d.configs[0].digest))
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        c.head(&format!("/v2/{NS}/manifests/.INVALID_MANIFEST_NAME"))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(c.get(&format!("/v2/{NS}/blobs/{}", d.configs[0].digest)).await.status, 200);
+    assert_eq!(c.head(&format!("/v2/{NS}/manifests/.INVALID_MANIFEST_NAME")).await.status, 404);
     for (reference, want) in [
         (d.manifests[0].digest.as_str(), &d.manifests[0]),
         (&d.manifests[1].digest, &d.manifests[1]),
         ("tagtest0", &d.manifests[0]),
     ] {
         let path = format!("/v2/{NS}/manifests/{reference}");
-        let r = c
-            .request(Method::HEAD, &path)
-            .header("accept", OCI_MANIFEST)
-            .send()
-            .await;
-        assert_eq!(
-            (r.status, r.header("docker-content-digest")),
-            (200, Some(want.digest.as_str()))
-        );
-        let r = c
-            .request(Method::GET, &path)
-            .header("accept", OCI_MANIFEST)
-            .send()
-            .await;
+        let r = c.request(Method::HEAD, &path).header("accept", OCI_MANIFEST).send().await;
+        assert_eq!((r.status, r.header("docker-content-digest")), (200, Some(want.digest.as_str())));
+        let r = c.request(Method::GET, &path).header("accept", OCI_MANIFEST).send().await;
         assert_eq!((r.status, &r.body), (200, &want.data));
     }
-    assert_eq!(
-        c.get(&format!("/v2/{NS}/manifests/.INVALID_MANIFEST_NAME"))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(c.get(&format!("/v2/{NS}/manifests/.INVALID_MANIFEST_NAME")).await.status, 404);
     let r = c.get(&format!("/v2/{NS}/manifests/sha256:totallywrong")).await;
     assert_eq!(r.status, 400);
     let v = r.json();
@@ -248,16 +202,10 @@ async fn pull(c: &Client, d: &Data, dummy: &str) {
     assert_eq!(r.error_code(), "DIGEST_INVALID");
 
     for m in [&d.manifests[0], &d.manifests[1]] {
-        assert_eq!(
-            c.delete(&format!("/v2/{NS}/manifests/{}", m.digest)).await.status,
-            202
-        );
+        assert_eq!(c.delete(&format!("/v2/{NS}/manifests/{}", m.digest)).await.status, 202);
     }
     for b in [&d.configs[0], &d.configs[1], &d.layer] {
-        assert_eq!(
-            c.delete(&format!("/v2/{NS}/blobs/{}", b.digest)).await.status,
-            202
-        );
+        assert_eq!(c.delete(&format!("/v2/{NS}/blobs/{}", b.digest)).await.status, 202);
     }
 }
 
@@ -272,10 +220,7 @@ async fn push(c: &Client, d: &Data, dummy: &str) {
         .await;
     assert_eq!(r.status, 202);
     let r = c
-        .request(
-            Method::PUT,
-            &format!("{}?digest={}", r.location(), d.blob_a.digest),
-        )
+        .request(Method::PUT, &format!("{}?digest={}", r.location(), d.blob_a.digest))
         .body(Bytes::new())
         .send()
         .await;
@@ -285,77 +230,40 @@ async fn push(c: &Client, d: &Data, dummy: &str) {
     // Monolithic.
     assert_eq!(c.get(&format!("/v2/{NS}/blobs/{dummy}")).await.status, 404);
     let r = c
-        .request(
-            Method::POST,
-            &format!("/v2/{NS}/blobs/uploads/?digest={}", d.configs[1].digest),
-        )
+        .request(Method::POST, &format!("/v2/{NS}/blobs/uploads/?digest={}", d.configs[1].digest))
         .header("content-type", "application/octet-stream")
         .body(d.configs[1].data.clone())
         .send()
         .await;
     assert_eq!(r.status, 201);
-    assert_eq!(
-        c.get(&format!("/v2/{NS}/blobs/{}", d.configs[1].digest))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(c.get(&format!("/v2/{NS}/blobs/{}", d.configs[1].digest)).await.status, 200);
     let r = c.post(&format!("/v2/{NS}/blobs/uploads/")).await;
     assert_eq!(r.status, 202);
     let r = c
-        .request(
-            Method::PUT,
-            &format!("{}?digest={}", r.location(), d.configs[1].digest),
-        )
+        .request(Method::PUT, &format!("{}?digest={}", r.location(), d.configs[1].digest))
         .body(d.configs[1].data.clone())
         .send()
         .await;
     assert_eq!(r.status, 201);
     assert_eq!(push_blob(c, NS, &d.layer).await.status, 201);
-    assert_eq!(
-        c.get(&format!("/v2/{NS}/blobs/{}", d.layer.digest)).await.status,
-        200
-    );
+    assert_eq!(c.get(&format!("/v2/{NS}/blobs/{}", d.layer.digest)).await.status, 200);
 
     // Chunked.
     let (one, two) = (d.blob_b.data.slice(..22), d.blob_b.data.slice(22..));
     let loc = c.post(&format!("/v2/{NS}/blobs/uploads/")).await.location();
-    let r = c
-        .request(Method::PATCH, &loc)
-        .header("content-range", "22-41")
-        .body(two.clone())
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &loc).header("content-range", "22-41").body(two.clone()).send().await;
     assert_eq!(r.status, 416);
     let first = c.post(&format!("/v2/{NS}/blobs/uploads/")).await.location();
-    let r = c
-        .request(Method::PATCH, &first)
-        .header("content-range", "0-21")
-        .body(one.clone())
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &first).header("content-range", "0-21").body(one.clone()).send().await;
     assert_eq!((r.status, r.header("range")), (202, Some("0-21")));
-    let r = c
-        .request(Method::PATCH, &first)
-        .header("content-range", "0-21")
-        .body(one.clone())
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &first).header("content-range", "0-21").body(one.clone()).send().await;
     assert_eq!(r.status, 416);
     let r = c.get(&first).await;
     assert_eq!((r.status, r.header("range")), (204, Some("0-21")));
-    let r = c
-        .request(Method::PATCH, &r.location())
-        .header("content-range", "22-41")
-        .body(two)
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &r.location()).header("content-range", "22-41").body(two).send().await;
     assert_eq!((r.status, r.header("range")), (202, Some("0-41")));
     let r = c
-        .request(
-            Method::PUT,
-            &format!("{}?digest={}", r.location(), d.blob_b.digest),
-        )
+        .request(Method::PUT, &format!("{}?digest={}", r.location(), d.blob_b.digest))
         .header("content-length", "0")
         .body(Bytes::new())
         .send()
@@ -365,63 +273,34 @@ async fn push(c: &Client, d: &Data, dummy: &str) {
     // Cross-repository mount.
     let r = c.post(&format!("/v2/{XNS}/blobs/uploads/?mount={dummy}")).await;
     assert_eq!(r.status, 202);
-    let r = c
-        .post(&format!(
-            "/v2/{XNS}/blobs/uploads/?mount={}&from={NS}",
-            d.blob_a.digest
-        ))
-        .await;
+    let r = c.post(&format!("/v2/{XNS}/blobs/uploads/?mount={}&from={NS}", d.blob_a.digest)).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.location(), format!("/v2/{XNS}/blobs/{}", d.blob_a.digest));
     assert_eq!(c.get(&r.location()).await.status, 200);
     // OCI_AUTOMATIC_CROSSMOUNT=0: without `from`, a session even though the target holds it now.
-    assert_eq!(
-        c.post(&format!("/v2/{XNS}/blobs/uploads/?mount={}", d.blob_a.digest))
-            .await
-            .status,
-        202
-    );
+    assert_eq!(c.post(&format!("/v2/{XNS}/blobs/uploads/?mount={}", d.blob_a.digest)).await.status, 202);
 
     // Manifests.
-    assert_eq!(
-        c.get(&format!("/v2/{NS}/manifests/.INVALID_MANIFEST_NAME"))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(c.get(&format!("/v2/{NS}/manifests/.INVALID_MANIFEST_NAME")).await.status, 404);
     for tag in ["test0", "test1", "test2", "test3"] {
         let r = put_manifest(c, tag, OCI_MANIFEST, &d.manifests[1].data).await;
         assert_eq!(r.status, 201);
         assert!(!r.location().is_empty());
     }
     let r = put_manifest(c, "emptylayer", OCI_MANIFEST, &d.empty_layer_manifest.data).await;
-    assert_eq!(
-        r.status,
-        201,
-        "a manifest with no layers and no mediaType: {}",
-        r.text()
-    );
+    assert_eq!(r.status, 201, "a manifest with no layers and no mediaType: {}", r.text());
     let r = c
-        .request(
-            Method::GET,
-            &format!("/v2/{NS}/manifests/{}", d.manifests[1].digest),
-        )
+        .request(Method::GET, &format!("/v2/{NS}/manifests/{}", d.manifests[1].digest))
         .header("accept", OCI_MANIFEST)
         .send()
         .await;
     assert_eq!(r.status, 200);
 
     for m in [&d.manifests[1], &d.empty_layer_manifest] {
-        assert_eq!(
-            c.delete(&format!("/v2/{NS}/manifests/{}", m.digest)).await.status,
-            202
-        );
+        assert_eq!(c.delete(&format!("/v2/{NS}/manifests/{}", m.digest)).await.status, 202);
     }
     for b in [&d.configs[1], &d.layer] {
-        assert_eq!(
-            c.delete(&format!("/v2/{NS}/blobs/{}", b.digest)).await.status,
-            202
-        );
+        assert_eq!(c.delete(&format!("/v2/{NS}/blobs/{}", b.digest)).await.status, 202);
     }
 }
 
@@ -430,84 +309,37 @@ async fn discovery(c: &Client, d: &Data, dummy: &str) {
         assert_eq!(push_blob(c, NS, b).await.status, 201);
     }
     for tag in ["test0", "test1", "test2", "test3"] {
-        assert_eq!(
-            put_manifest(c, tag, OCI_MANIFEST, &d.manifests[2].data)
-                .await
-                .status,
-            201
-        );
+        assert_eq!(put_manifest(c, tag, OCI_MANIFEST, &d.manifests[2].data).await.status, 201);
     }
-    assert_eq!(
-        d.empty.digest,
-        "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-    );
+    assert_eq!(d.empty.digest, "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a");
     let empty = d.empty.desc("application/vnd.oci.empty.v1+json");
     let (m3, m4) = (&d.manifests[3], &d.manifests[4]);
-    let a_config = referrer(
-        d.ref_a.desc(TYPE_A),
-        vec![empty.clone()],
-        None,
-        m4,
-        Some("test config a"),
-    );
-    let a_layer = referrer(
-        empty.clone(),
-        vec![d.ref_a.desc(TYPE_A)],
-        Some(TYPE_A),
-        m4,
-        Some("test layer a"),
-    );
+    let a_config = referrer(d.ref_a.desc(TYPE_A), vec![empty.clone()], None, m4, Some("test config a"));
+    let a_layer = referrer(empty.clone(), vec![d.ref_a.desc(TYPE_A)], Some(TYPE_A), m4, Some("test layer a"));
     let index = Doc::new(tabbed(
         &json!({ "schemaVersion": 2, "mediaType": OCI_INDEX, "artifactType": "application/vnd.food.stand",
         "manifests": [a_config.desc(OCI_MANIFEST), a_layer.desc(OCI_MANIFEST)],
         "subject": m4.desc(OCI_MANIFEST), "annotations": { NOTE: "test index" } }),
     ));
-    let b_config = referrer(
-        d.ref_b.desc(TYPE_B),
-        vec![empty.clone()],
-        None,
-        m4,
-        Some("test config b"),
-    );
-    let b_layer = referrer(
-        empty.clone(),
-        vec![d.ref_b.desc(TYPE_B)],
-        Some(TYPE_B),
-        m4,
-        Some("test layer b"),
-    );
+    let b_config = referrer(d.ref_b.desc(TYPE_B), vec![empty.clone()], None, m4, Some("test config b"));
+    let b_layer = referrer(empty.clone(), vec![d.ref_b.desc(TYPE_B)], Some(TYPE_B), m4, Some("test layer b"));
     let c_layer = referrer(empty.clone(), vec![d.ref_b.desc(TYPE_B)], Some(TYPE_B), m3, None);
 
     for b in [&d.empty, &d.ref_a] {
         assert_eq!(push_blob(c, NS, b).await.status, 201);
     }
-    for (doc, mt) in [
-        (&a_config, OCI_MANIFEST),
-        (&a_layer, OCI_MANIFEST),
-        (&index, OCI_INDEX),
-    ] {
+    for (doc, mt) in [(&a_config, OCI_MANIFEST), (&a_layer, OCI_MANIFEST), (&index, OCI_INDEX)] {
         let r = put_manifest(c, &doc.digest, mt, &doc.data).await;
-        assert_eq!(
-            (r.status, r.header("oci-subject")),
-            (201, Some(m4.digest.as_str())),
-            "{}",
-            r.text()
-        );
+        assert_eq!((r.status, r.header("oci-subject")), (201, Some(m4.digest.as_str())), "{}", r.text());
     }
     for b in [&d.configs[4], &d.layer] {
         assert_eq!(push_blob(c, NS, b).await.status, 201);
     }
-    assert_eq!(
-        put_manifest(c, "tagtest0", OCI_MANIFEST, &m4.data).await.status,
-        201
-    );
+    assert_eq!(put_manifest(c, "tagtest0", OCI_MANIFEST, &m4.data).await.status, 201);
     assert_eq!(push_blob(c, NS, &d.ref_b).await.status, 201);
     for (doc, subject) in [(&b_config, m4), (&b_layer, m4), (&c_layer, m3)] {
         let r = put_manifest(c, &doc.digest, OCI_MANIFEST, &doc.data).await;
-        assert_eq!(
-            (r.status, r.header("oci-subject")),
-            (201, Some(subject.digest.as_str()))
-        );
+        assert_eq!((r.status, r.header("oci-subject")), (201, Some(subject.digest.as_str())));
     }
 
     // Tags.
@@ -518,9 +350,7 @@ async fn discovery(c: &Client, d: &Data, dummy: &str) {
     let k = tags.len() / 2;
     let r = c.get(&format!("/v2/{NS}/tags/list?n={k}")).await;
     assert_eq!(r.json()["tags"].as_array().unwrap().len(), k);
-    let r = c
-        .get(&format!("/v2/{NS}/tags/list?n={k}&last={}", tags[k - 1]))
-        .await;
+    let r = c.get(&format!("/v2/{NS}/tags/list?n={k}&last={}", tags[k - 1])).await;
     assert_eq!(r.status, 200);
     let next: Vec<String> = serde_json::from_value(r.json()["tags"].clone()).unwrap();
     assert_eq!(next, tags[k..2 * k]);
@@ -542,11 +372,7 @@ async fn discovery(c: &Client, d: &Data, dummy: &str) {
         (&b_layer, "test layer b"),
     ];
     for m in list {
-        let want = notes
-            .iter()
-            .find(|(doc, _)| m["digest"] == doc.digest.as_str())
-            .unwrap()
-            .1;
+        let want = notes.iter().find(|(doc, _)| m["digest"] == doc.digest.as_str()).unwrap().1;
         assert_eq!(m["annotations"], json!({ NOTE: want }));
     }
     let r = c
@@ -556,20 +382,12 @@ async fn discovery(c: &Client, d: &Data, dummy: &str) {
         ))
         .await;
     assert_eq!(
-        (
-            r.status,
-            r.header("content-type"),
-            r.header("oci-filters-applied")
-        ),
+        (r.status, r.header("content-type"), r.header("oci-filters-applied")),
         (200, Some(OCI_INDEX), Some("artifactType"))
     );
     let v = r.json();
-    let mut got: Vec<&str> = v["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["digest"].as_str().unwrap())
-        .collect();
+    let mut got: Vec<&str> =
+        v["manifests"].as_array().unwrap().iter().map(|m| m["digest"].as_str().unwrap()).collect();
     got.sort();
     let mut want = vec![a_config.digest.as_str(), a_layer.digest.as_str()];
     want.sort();
@@ -580,30 +398,11 @@ async fn discovery(c: &Client, d: &Data, dummy: &str) {
     assert_eq!(v["manifests"].as_array().unwrap().len(), 1);
     assert_eq!(v["manifests"][0]["digest"], c_layer.digest.as_str());
 
-    for doc in [
-        &index,
-        &d.manifests[2],
-        m4,
-        &a_config,
-        &a_layer,
-        &b_config,
-        &b_layer,
-        &c_layer,
-    ] {
-        let s = c
-            .delete(&format!("/v2/{NS}/manifests/{}", doc.digest))
-            .await
-            .status;
+    for doc in [&index, &d.manifests[2], m4, &a_config, &a_layer, &b_config, &b_layer, &c_layer] {
+        let s = c.delete(&format!("/v2/{NS}/manifests/{}", doc.digest)).await.status;
         assert!(s == 202 || s == 404, "{s}");
     }
-    for b in [
-        &d.configs[2],
-        &d.layer,
-        &d.configs[4],
-        &d.ref_a,
-        &d.ref_b,
-        &d.empty,
-    ] {
+    for b in [&d.configs[2], &d.layer, &d.configs[4], &d.ref_a, &d.ref_b, &d.empty] {
         let s = c.delete(&format!("/v2/{NS}/blobs/{}", b.digest)).await.status;
         assert!(s == 202 || s == 404, "{s}");
     }
@@ -613,51 +412,18 @@ async fn management(c: &Client, d: &Data) {
     for b in [&d.configs[3], &d.layer] {
         assert_eq!(push_blob(c, NS, b).await.status, 201);
     }
-    assert_eq!(
-        put_manifest(c, "tagtest0", OCI_MANIFEST, &d.manifests[3].data)
-            .await
-            .status,
-        201
-    );
+    assert_eq!(put_manifest(c, "tagtest0", OCI_MANIFEST, &d.manifests[3].data).await.status, 201);
     let r = c.get(&format!("/v2/{NS}/tags/list")).await;
     let before = r.json()["tags"].as_array().unwrap().len();
 
-    assert_eq!(
-        c.delete(&format!("/v2/{NS}/manifests/tagtest0")).await.status,
-        202
-    );
-    assert_eq!(
-        c.delete(&format!("/v2/{NS}/manifests/{}", d.manifests[3].digest))
-            .await
-            .status,
-        202
-    );
-    assert_eq!(
-        c.get(&format!("/v2/{NS}/manifests/{}", d.manifests[3].digest))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(c.delete(&format!("/v2/{NS}/manifests/tagtest0")).await.status, 202);
+    assert_eq!(c.delete(&format!("/v2/{NS}/manifests/{}", d.manifests[3].digest)).await.status, 202);
+    assert_eq!(c.get(&format!("/v2/{NS}/manifests/{}", d.manifests[3].digest)).await.status, 404);
     let r = c.get(&format!("/v2/{NS}/tags/list")).await;
     assert_eq!(r.status, 200);
     assert!(r.json()["tags"].as_array().unwrap().len() < before);
 
-    assert_eq!(
-        c.delete(&format!("/v2/{NS}/blobs/{}", d.configs[3].digest))
-            .await
-            .status,
-        202
-    );
-    assert_eq!(
-        c.delete(&format!("/v2/{NS}/blobs/{}", d.layer.digest))
-            .await
-            .status,
-        202
-    );
-    assert_eq!(
-        c.get(&format!("/v2/{NS}/blobs/{}", d.configs[3].digest))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(c.delete(&format!("/v2/{NS}/blobs/{}", d.configs[3].digest)).await.status, 202);
+    assert_eq!(c.delete(&format!("/v2/{NS}/blobs/{}", d.layer.digest)).await.status, 202);
+    assert_eq!(c.get(&format!("/v2/{NS}/blobs/{}", d.configs[3].digest)).await.status, 404);
 }

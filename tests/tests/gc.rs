@@ -10,7 +10,8 @@ use hyper::Method;
 use integration_tests::content::{self, Blob, Image};
 use integration_tests::{Server, bin, tools};
 
-/// Makes every stored blob look an hour old, as if pushed long before the collection.
+/// Makes every stored blob look two hours old (older than the default grace period of an hour), as if
+/// pushed long before the collection.
 fn age_blobs(root: &Path) {
     fn walk(dir: &Path) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -18,8 +19,7 @@ fn age_blobs(root: &Path) {
                 walk(&e.path());
             } else {
                 let f = std::fs::File::options().append(true).open(e.path()).unwrap();
-                f.set_modified(SystemTime::now() - Duration::from_secs(3600))
-                    .unwrap();
+                f.set_modified(SystemTime::now() - Duration::from_secs(7200)).unwrap();
             }
         }
     }
@@ -27,13 +27,8 @@ fn age_blobs(root: &Path) {
     walk(&root.join("repositories"));
 }
 
-fn gc(root: &Path, dry_run: bool) -> String {
-    let mut cmd = Command::new(bin::ocigate());
-    cmd.args(["registry", "gc", "--root"]).arg(root);
-    if dry_run {
-        cmd.arg("--dry-run");
-    }
-    tools::run(&mut cmd)
+fn gc(root: &Path, args: &[&str]) -> String {
+    tools::run(Command::new(bin::ocigate()).args(["registry", "gc", "--root"]).arg(root).args(args))
 }
 
 fn blob_file(root: &Path, b: &Blob) -> std::path::PathBuf {
@@ -54,23 +49,18 @@ async fn removes_unreferenced_blobs_only() {
     c.push_image("app", "tmp", &untagged).await;
     assert_eq!(c.delete("/v2/app/manifests/tmp").await.status, 202); // tag gone, manifest kept by digest
     assert_eq!(c.push_blob("scratch", &orphan).await.status, 201);
-    assert_eq!(
-        c.delete(&format!("/v2/app/manifests/{}", dropped.manifest.digest))
-            .await
-            .status,
-        202
-    );
+    assert_eq!(c.delete(&format!("/v2/app/manifests/{}", dropped.manifest.digest)).await.status, 202);
     age_blobs(&root);
 
-    let out = gc(&root, true);
-    assert!(out.contains("would remove 5 blobs"), "{out}");
+    let out = gc(&root, &["--dry-run"]);
+    assert!(out.contains("would remove 5 unreferenced blobs"), "{out}");
     for b in dropped.blobs().into_iter().chain([&orphan]) {
         assert!(out.contains(&b.digest), "{} not listed: {out}", b.digest);
         assert!(blob_file(&root, b).exists(), "dry run removed {}", b.digest);
     }
 
-    let out = gc(&root, false);
-    assert!(out.contains("removed 5 blobs"), "{out}");
+    let out = gc(&root, &[]);
+    assert!(out.contains("removed 5 unreferenced blobs"), "{out}");
     for b in dropped.blobs().into_iter().chain([&orphan]) {
         assert!(!blob_file(&root, b).exists(), "{} still stored", b.digest);
     }
@@ -79,36 +69,21 @@ async fn removes_unreferenced_blobs_only() {
         let m = c.get(&format!("/v2/app/manifests/{}", img.manifest.digest)).await;
         assert_eq!(m.body, img.manifest.data);
         for b in img.blobs() {
-            assert_eq!(
-                c.get(&format!("/v2/app/blobs/{}", b.digest)).await.status,
-                200,
-                "{}",
-                b.digest
-            );
+            assert_eq!(c.get(&format!("/v2/app/blobs/{}", b.digest)).await.status, 200, "{}", b.digest);
         }
     }
-    assert_eq!(
-        c.head(&format!("/v2/scratch/blobs/{}", orphan.digest))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(c.head(&format!("/v2/scratch/blobs/{}", orphan.digest)).await.status, 404);
     assert!(
-        !root
-            .join("repositories/scratch/_layers/sha256")
-            .join(orphan.hex())
-            .exists(),
+        !root.join("repositories/scratch/_layers/sha256").join(orphan.hex()).exists(),
         "stale link removed"
     );
     // Pushing removed content again works.
     assert_eq!(c.push_blob("scratch", &orphan).await.status, 201);
-    assert_eq!(
-        c.get(&format!("/v2/scratch/blobs/{}", orphan.digest)).await.body,
-        orphan.data
-    );
-    // A second run finds nothing old to remove.
-    let out = gc(&root, false);
-    assert!(out.contains("removed 0 blobs"), "{out}");
+    assert_eq!(c.get(&format!("/v2/scratch/blobs/{}", orphan.digest)).await.body, orphan.data);
+    // A second run finds nothing old to remove; the blob pushed again just now is in its grace period.
+    let out = gc(&root, &[]);
+    assert!(out.contains("removed 0 unreferenced blobs"), "{out}");
+    assert!(out.contains("kept 1 unreferenced blobs younger than the grace period (1h)"), "{out}");
 }
 
 #[tokio::test]
@@ -127,43 +102,25 @@ async fn keeps_what_pushes_in_progress_depend_on() {
     let loc = start.location();
     let half = img.layers[1].data.slice(..2000);
     assert_eq!(
-        c.request(Method::PATCH, &loc)
-            .header("content-range", "0-1999")
-            .body(half)
-            .send()
-            .await
-            .status,
+        c.request(Method::PATCH, &loc).header("content-range", "0-1999").body(half).send().await.status,
         202
     );
     let fresh = Blob::new("application/octet-stream", content::pseudo_random(9, 100));
     assert_eq!(c.push_blob("wip", &fresh).await.status, 201);
 
     // A mount touches the old blob: a collection running now keeps it.
-    let r = c
-        .post(&format!(
-            "/v2/other/blobs/uploads/?mount={}&from=wip",
-            img.config.digest
-        ))
-        .await;
+    let r = c.post(&format!("/v2/other/blobs/uploads/?mount={}&from=wip", img.config.digest)).await;
     assert_eq!(r.status, 201);
-    let out = gc(&root, false);
-    assert!(out.contains("kept 2 recent unreferenced blobs"), "{out}");
-    assert!(
-        out.contains("removed 1 blobs"),
-        "only the untouched old layer goes: {out}"
-    );
+    let out = gc(&root, &[]);
+    assert!(out.contains("kept 2 unreferenced blobs younger"), "{out}");
+    assert!(out.contains("removed 1 unreferenced blobs"), "only the untouched old layer goes: {out}");
     assert!(blob_file(&root, &fresh).exists());
     assert!(blob_file(&root, &img.config).exists());
 
     // The upload in progress completes after the collection.
     let rest = img.layers[1].data.slice(2000..);
     let range = format!("2000-{}", img.layers[1].data.len() - 1);
-    let r = c
-        .request(Method::PATCH, &loc)
-        .header("content-range", &range)
-        .body(rest)
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &loc).header("content-range", &range).body(rest).send().await;
     assert_eq!(r.status, 202);
     let r = c
         .request(Method::PUT, &format!("{loc}?digest={}", img.layers[1].digest))
@@ -173,10 +130,7 @@ async fn keeps_what_pushes_in_progress_depend_on() {
     assert_eq!(r.status, 201);
     // The collected layer is refused in a manifest until it is pushed again.
     let r = c.put_manifest("wip", "v1", &img.manifest).await;
-    assert_eq!(
-        (r.status, r.error_code().as_str()),
-        (400, "MANIFEST_BLOB_UNKNOWN")
-    );
+    assert_eq!((r.status, r.error_code().as_str()), (400, "MANIFEST_BLOB_UNKNOWN"));
     assert_eq!(c.push_blob("wip", &img.layers[0]).await.status, 201);
     assert_eq!(c.put_manifest("wip", "v1", &img.manifest).await.status, 201);
 }
@@ -185,11 +139,7 @@ async fn keeps_what_pushes_in_progress_depend_on() {
 fn gc_refuses_a_folder_that_is_not_a_registry() {
     let tmp = tempfile::tempdir().unwrap();
     let typo = tmp.path().join("typo");
-    let out = Command::new(bin::ocigate())
-        .args(["registry", "gc", "--root"])
-        .arg(&typo)
-        .output()
-        .unwrap();
+    let out = Command::new(bin::ocigate()).args(["registry", "gc", "--root"]).arg(&typo).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -197,4 +147,39 @@ fn gc_refuses_a_folder_that_is_not_a_registry() {
         "{err}"
     );
     assert!(!typo.exists(), "gc must not create a root");
+}
+
+#[tokio::test]
+async fn grace_period_protects_fresh_blobs_unless_zero() {
+    let reg = Server::registry();
+    let c = reg.client();
+    let root = reg.root().to_path_buf();
+    let orphan = Blob::new("application/octet-stream", &b"pushed a moment ago"[..]);
+    assert_eq!(c.push_blob("fresh", &orphan).await.status, 201);
+    let out = gc(&root, &[]);
+    assert!(out.contains("removed 0 unreferenced blobs") && out.contains("kept 1"), "{out}");
+    assert!(blob_file(&root, &orphan).exists());
+    std::thread::sleep(Duration::from_millis(200)); // past the collector's clock margin
+    let out = gc(&root, &["--grace", "0s"]);
+    assert!(out.contains("removed 1 unreferenced blobs"), "{out}");
+    assert!(!blob_file(&root, &orphan).exists());
+    assert_eq!(c.head(&format!("/v2/fresh/blobs/{}", orphan.digest)).await.status, 404);
+}
+
+#[tokio::test]
+async fn blobs_left_aside_by_a_killed_collection_are_put_back() {
+    let reg = Server::registry();
+    let c = reg.client();
+    let root = reg.root().to_path_buf();
+    let img = Image::new(5, 1, 1000, "amd64");
+    c.push_image("aside", "v1", &img).await;
+    // A collection killed between moving a (referenced) blob aside and putting it back.
+    let layer = blob_file(&root, &img.layers[0]);
+    let aside = layer.with_file_name(format!(".gc-{}", img.layers[0].hex()));
+    std::fs::rename(&layer, &aside).unwrap();
+    assert_eq!(c.get(&format!("/v2/aside/blobs/{}", img.layers[0].digest)).await.status, 404);
+    let out = gc(&root, &[]);
+    assert!(out.contains("put back 1 blobs"), "{out}");
+    assert!(!aside.exists());
+    assert_eq!(c.get(&format!("/v2/aside/blobs/{}", img.layers[0].digest)).await.body, img.layers[0].data);
 }

@@ -36,14 +36,10 @@ async fn push_and_pull_an_image() {
             .collect();
         let config = Config::oci_v1(img.config.data.clone(), None);
         let manifest = OciImageManifest::build(&layers, &config, None);
-        c.push(&r, &layers, config, &RegistryAuth::Anonymous, Some(manifest))
-            .await
-            .expect("push");
+        c.push(&r, &layers, config, &RegistryAuth::Anonymous, Some(manifest)).await.expect("push");
 
-        let pulled = c
-            .pull(&r, &RegistryAuth::Anonymous, vec![IMAGE_LAYER_GZIP_MEDIA_TYPE])
-            .await
-            .expect("pull");
+        let pulled =
+            c.pull(&r, &RegistryAuth::Anonymous, vec![IMAGE_LAYER_GZIP_MEDIA_TYPE]).await.expect("pull");
         assert_eq!(pulled.config.data, img.config.data);
         // oci-client downloads layers concurrently and returns them in completion order.
         let mut got: Vec<_> = pulled.layers.iter().map(|l| l.data.clone()).collect();
@@ -54,12 +50,7 @@ async fn push_and_pull_an_image() {
     }
     let c = client(true);
     let tags = c
-        .list_tags(
-            &reference(&reg, "rust/client"),
-            &RegistryAuth::Anonymous,
-            None,
-            None,
-        )
+        .list_tags(&reference(&reg, "rust/client"), &RegistryAuth::Anonymous, None, None)
         .await
         .expect("tags");
     assert_eq!(tags.tags, ["chunked", "mono"]);
@@ -70,25 +61,15 @@ async fn chunked_stream_mount_and_referrers() {
     let reg = Server::registry();
     let c = client(false);
     let data = content::pseudo_random(51, 3 << 20);
-    let chunks: Vec<oci_client::errors::Result<bytes::Bytes>> = data
-        .chunks(256 << 10)
-        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
-        .collect();
+    let chunks: Vec<oci_client::errors::Result<bytes::Bytes>> =
+        data.chunks(256 << 10).map(|c| Ok(bytes::Bytes::copy_from_slice(c))).collect();
     let src = reference(&reg, "stream/src:x");
-    let pushed = c
-        .push_blob_stream_chunked(&src, stream::iter(chunks))
-        .await
-        .expect("chunked stream push");
+    let pushed = c.push_blob_stream_chunked(&src, stream::iter(chunks)).await.expect("chunked stream push");
     assert_eq!(pushed.blob_digest, content::sha256(&data));
 
     let dst = reference(&reg, "stream/dst:x");
-    c.mount_blob(&dst, &src, &pushed.blob_digest)
-        .await
-        .expect("mount");
-    let r = reg
-        .client()
-        .get(&format!("/v2/stream/dst/blobs/{}", pushed.blob_digest))
-        .await;
+    c.mount_blob(&dst, &src, &pushed.blob_digest).await.expect("mount");
+    let r = reg.client().get(&format!("/v2/stream/dst/blobs/{}", pushed.blob_digest)).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), data.len());
 
@@ -102,13 +83,8 @@ async fn chunked_stream_mount_and_referrers() {
     }
     let art = content::artifact("application/vnd.example.sig", &payload, &img.manifest, "s");
     assert_eq!(h.put_manifest("stream/src", &art.digest, &art).await.status, 201);
-    let subject: Reference = format!("{}/stream/src@{}", reg.host(), img.manifest.digest)
-        .parse()
-        .unwrap();
-    let index = c
-        .pull_referrers(&subject, Some("application/vnd.example.sig"))
-        .await
-        .expect("referrers");
+    let subject: Reference = format!("{}/stream/src@{}", reg.host(), img.manifest.digest).parse().unwrap();
+    let index = c.pull_referrers(&subject, Some("application/vnd.example.sig")).await.expect("referrers");
     assert_eq!(index.manifests.len(), 1);
     assert_eq!(index.manifests[0].digest, art.digest);
 }

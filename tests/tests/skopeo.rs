@@ -54,25 +54,14 @@ async fn multi_layer_image_round_trips() {
     let m = c.get("/v2/team/app/manifests/v1").await;
     assert_eq!(m.status, 200);
     assert_eq!(m.body, img.manifest.data);
-    assert_eq!(
-        m.header("docker-content-digest"),
-        Some(img.manifest.digest.as_str())
-    );
+    assert_eq!(m.header("docker-content-digest"), Some(img.manifest.digest.as_str()));
     assert_eq!(inspect_digest(&remote), img.manifest.digest);
 
     let dst = tmp.path().join("dst");
     skopeo_copy(&remote, &oci(&dst, "copy"), &[]);
-    assert_eq!(
-        layout::digest_of(&dst, "copy").as_deref(),
-        Some(img.manifest.digest.as_str())
-    );
+    assert_eq!(layout::digest_of(&dst, "copy").as_deref(), Some(img.manifest.digest.as_str()));
     for b in img.blobs() {
-        assert_eq!(
-            layout::blob(&dst, &b.digest).as_deref(),
-            Some(&b.data[..]),
-            "blob {}",
-            b.digest
-        );
+        assert_eq!(layout::blob(&dst, &b.digest).as_deref(), Some(&b.data[..]), "blob {}", b.digest);
     }
 }
 
@@ -95,25 +84,15 @@ async fn image_index_round_trips_with_all() {
     assert_eq!(inspect_digest(&remote), idx.digest);
     let c = reg.client();
     for img in [&amd, &arm] {
-        let r = c
-            .head(&format!("/v2/multi/arch/manifests/{}", img.manifest.digest))
-            .await;
+        let r = c.head(&format!("/v2/multi/arch/manifests/{}", img.manifest.digest)).await;
         assert_eq!(r.status, 200, "child manifest pushed");
     }
 
     let dst = tmp.path().join("dst");
     skopeo_copy(&remote, &oci(&dst, "back"), &["--all"]);
-    assert_eq!(
-        layout::digest_of(&dst, "back").as_deref(),
-        Some(idx.digest.as_str())
-    );
+    assert_eq!(layout::digest_of(&dst, "back").as_deref(), Some(idx.digest.as_str()));
     for b in &blobs {
-        assert_eq!(
-            layout::blob(&dst, &b.digest).as_deref(),
-            Some(&b.data[..]),
-            "blob {}",
-            b.digest
-        );
+        assert_eq!(layout::blob(&dst, &b.digest).as_deref(), Some(&b.data[..]), "blob {}", b.digest);
     }
 }
 
@@ -132,19 +111,12 @@ async fn artifact_with_subject_is_listed_as_referrer() {
     let blobs: Vec<&Blob> = img.blobs().into_iter().chain([&sbom, &empty]).collect();
     layout::write(&src, &blobs, &[("img", &img.manifest), ("sbom", &art)]);
 
-    skopeo_copy(
-        &oci(&src, "img"),
-        &format!("docker://{}/app:1.0", reg.host()),
-        &[],
-    );
+    skopeo_copy(&oci(&src, "img"), &format!("docker://{}/app:1.0", reg.host()), &[]);
     let remote_art = format!("docker://{}/app:sbom", reg.host());
     skopeo_copy(&oci(&src, "sbom"), &remote_art, &[]);
     assert_eq!(inspect_digest(&remote_art), art.digest);
 
-    let refs = reg
-        .client()
-        .get(&format!("/v2/app/referrers/{}", img.manifest.digest))
-        .await;
+    let refs = reg.client().get(&format!("/v2/app/referrers/{}", img.manifest.digest)).await;
     assert_eq!(refs.status, 200);
     assert_eq!(refs.header("content-type"), Some(content::OCI_INDEX));
     let v = refs.json();
@@ -155,14 +127,7 @@ async fn artifact_with_subject_is_listed_as_referrer() {
     assert_eq!(list[0]["annotations"]["org.example.note"], "sbom");
 
     let dst = tmp.path().join("dst");
-    skopeo_copy(
-        &format!("docker://{}/app@{}", reg.host(), art.digest),
-        &oci(&dst, "sbom"),
-        &[],
-    );
-    assert_eq!(
-        layout::digest_of(&dst, "sbom").as_deref(),
-        Some(art.digest.as_str())
-    );
+    skopeo_copy(&format!("docker://{}/app@{}", reg.host(), art.digest), &oci(&dst, "sbom"), &[]);
+    assert_eq!(layout::digest_of(&dst, "sbom").as_deref(), Some(art.digest.as_str()));
     assert_eq!(layout::blob(&dst, &sbom.digest).as_deref(), Some(&sbom.data[..]));
 }

@@ -51,18 +51,9 @@ async fn interrupted_chunk_is_rolled_back() {
     .await
     .unwrap();
     // The next chunk starts at 0 again: the broken one left nothing behind.
-    let r = c
-        .request(Method::PATCH, &loc)
-        .header("content-range", "0-999")
-        .body(b.data.clone())
-        .send()
-        .await;
+    let r = c.request(Method::PATCH, &loc).header("content-range", "0-999").body(b.data.clone()).send().await;
     assert_eq!(r.status, 202, "{}", r.text());
-    let r = c
-        .request(Method::PUT, &format!("{loc}?digest={}", b.digest))
-        .body(Bytes::new())
-        .send()
-        .await;
+    let r = c.request(Method::PUT, &format!("{loc}?digest={}", b.digest)).body(Bytes::new()).send().await;
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
@@ -72,11 +63,9 @@ async fn interrupted_monolithic_upload_leaves_nothing() {
     let c = reg.client();
     let b = blob(2, 1000);
     let loc = start(&c, "cut").await;
-    let mut req = format!(
-        "PUT {loc}?digest={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n",
-        b.digest
-    )
-    .into_bytes();
+    let mut req =
+        format!("PUT {loc}?digest={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", b.digest)
+            .into_bytes();
     req.extend_from_slice(&b.data[..500]);
     let addr = reg.addr();
     tokio::task::spawn_blocking(move || {
@@ -106,9 +95,7 @@ async fn concurrent_pushes_of_the_same_content() {
     let mut tasks = Vec::new();
     for i in 0..16 {
         let (c, img) = (c.clone(), img.clone());
-        tasks.push(tokio::spawn(async move {
-            c.push_image(&format!("team/repo{i}"), "v1", &img).await
-        }));
+        tasks.push(tokio::spawn(async move { c.push_image(&format!("team/repo{i}"), "v1", &img).await }));
     }
     for t in tasks {
         t.await.unwrap();
@@ -116,9 +103,7 @@ async fn concurrent_pushes_of_the_same_content() {
     for i in 0..16 {
         let r = c.get(&format!("/v2/team/repo{i}/manifests/v1")).await;
         assert_eq!(r.body, img.manifest.data);
-        let r = c
-            .get(&format!("/v2/team/repo{i}/blobs/{}", img.layers[1].digest))
-            .await;
+        let r = c.get(&format!("/v2/team/repo{i}/blobs/{}", img.layers[1].digest)).await;
         assert_eq!(r.body, img.layers[1].data);
     }
     // Stored once: config, two layers, manifest.
@@ -161,11 +146,7 @@ async fn content_and_upload_sessions_survive_a_kill() {
         .send()
         .await;
     assert_eq!(r.status, 202);
-    let r = c
-        .request(Method::PUT, &format!("{loc}?digest={}", b.digest))
-        .body(Bytes::new())
-        .send()
-        .await;
+    let r = c.request(Method::PUT, &format!("{loc}?digest={}", b.digest)).body(Bytes::new()).send().await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(c.get(&format!("/v2/keep/blobs/{}", b.digest)).await.body, b.data);
 }
@@ -197,13 +178,7 @@ async fn kill_during_upload_never_exposes_a_partial_blob() {
         writer.join().unwrap();
     }
     let reg = Server::registry_at(&root, &[]);
-    assert_eq!(
-        reg.client()
-            .head(&format!("/v2/k/blobs/{}", b.digest))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(reg.client().head(&format!("/v2/k/blobs/{}", b.digest)).await.status, 404);
     assert!(files_under(&root.join("blobs")).is_empty());
 }
 
@@ -213,14 +188,7 @@ async fn stale_uploads_are_removed() {
     let reg = Server::registry_at(&tmp.path().join("root"), &["--upload-ttl", "1s"]);
     let c = reg.client();
     let loc = start(&c, "stale").await;
-    assert_eq!(
-        c.request(Method::PATCH, &loc)
-            .body(vec![1u8; 10])
-            .send()
-            .await
-            .status,
-        202
-    );
+    assert_eq!(c.request(Method::PATCH, &loc).body(vec![1u8; 10]).send().await.status, 202);
     let mut gone = false;
     for _ in 0..100 {
         if c.get(&loc).await.status == 404 {
@@ -231,11 +199,7 @@ async fn stale_uploads_are_removed() {
     }
     assert!(gone, "session still there after 10 s with a 1 s TTL");
     assert!(files_under(&reg.root().join("uploads")).is_empty());
-    assert!(
-        reg.log().contains("removed stale upload sessions"),
-        "{}",
-        reg.log()
-    );
+    assert!(reg.log().contains("removed stale upload sessions"), "{}", reg.log());
 }
 
 #[tokio::test]
@@ -263,24 +227,73 @@ async fn memory_stays_flat_for_a_large_blob() {
     let data = Bytes::from(content::pseudo_random(7, 96 << 20));
     let digest = content::sha256(&data);
     let loc = start(&c, "big").await;
-    let chunks: Vec<Bytes> = (0..data.len())
-        .step_by(1 << 20)
-        .map(|i| data.slice(i..(i + (1 << 20)).min(data.len())))
-        .collect();
+    let chunks: Vec<Bytes> =
+        (0..data.len()).step_by(1 << 20).map(|i| data.slice(i..(i + (1 << 20)).min(data.len()))).collect();
     let r = c.request(Method::PATCH, &loc).chunked(chunks).send().await;
     assert_eq!(r.status, 202);
-    let r = c
-        .request(Method::PUT, &format!("{}?digest={digest}", r.location()))
-        .body(Bytes::new())
-        .send()
-        .await;
+    let r =
+        c.request(Method::PUT, &format!("{}?digest={digest}", r.location())).body(Bytes::new()).send().await;
     assert_eq!(r.status, 201, "{}", r.text());
     let r = c.get(&format!("/v2/big/blobs/{digest}")).await;
     assert_eq!(r.body.len(), data.len());
     assert!(r.body == data);
     let growth_mib = (peak_rss_kib(reg.pid()) - before) / 1024;
+    assert!(growth_mib < 32, "peak RSS grew by {growth_mib} MiB for a 96 MiB blob");
+}
+
+#[test]
+fn one_server_per_storage_root() {
+    let first = Server::registry();
+    let out = std::process::Command::new(integration_tests::bin::ocigate())
+        .args(["registry", "serve", "--listen", "127.0.0.1:0", "--root"])
+        .arg(first.root())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        growth_mib < 32,
-        "peak RSS grew by {growth_mib} MiB for a 96 MiB blob"
+        err.contains("already served by another process") && err.contains(&format!("pid {}", first.pid())),
+        "{err}"
     );
+}
+
+#[tokio::test]
+async fn http2_stream_reset_mid_chunk_leaves_the_session_intact() {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let reg = Server::registry_at(&tmp.path().join("root"), &["--log-level", "info,registry::access=debug"]);
+    let c = reg.client();
+    let b = blob(8, 1000);
+    let loc = start(&c, "h2").await;
+
+    // HTTP/2 with prior knowledge (h2c): send part of a chunk, then reset the stream.
+    let tcp = tokio::net::TcpStream::connect(reg.addr()).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let frames: Vec<Result<Frame<Bytes>, std::io::Error>> =
+        vec![Ok(Frame::data(Bytes::from(vec![0xEE; 600]))), Err(std::io::Error::other("client gives up"))];
+    let req = hyper::Request::patch(format!("http://{}{loc}", reg.addr()))
+        .body(StreamBody::new(futures_util::stream::iter(frames)))
+        .unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req)).await;
+    // The server got the broken chunk (and answered it as a broken upload).
+    let patched = format!("method=PATCH path=\"{loc}\" status=400");
+    for _ in 0..100 {
+        if reg.log().contains(&patched) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(reg.log().contains(&patched), "{}", reg.log());
+
+    // Nothing of the broken chunk remains: the real data goes at offset 0 and verifies.
+    let r = c.request(Method::PATCH, &loc).header("content-range", "0-999").body(b.data.clone()).send().await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let r = c.request(Method::PUT, &format!("{loc}?digest={}", b.digest)).body(Bytes::new()).send().await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(c.get(&format!("/v2/h2/blobs/{}", b.digest)).await.body, b.data);
 }

@@ -11,8 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use super::{CONTENT_DIGEST, empty, respond, value};
-use crate::Registry;
 use crate::error::{Code, RegistryError, Result};
+use crate::{Registry, blocking};
 
 /// Read size when streaming a blob: large enough to amortize a thread hop per read, small enough to keep
 /// memory flat.
@@ -34,18 +34,12 @@ pub async fn get(
         (CONTENT_DIGEST, value(digest.to_string())?),
         (header::ETAG, etag),
         (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/octet-stream"),
-        ),
+        (header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream")),
     ];
     let (status, start, len) = match requested_range(headers, size) {
         RangeRequest::Whole => (StatusCode::OK, 0, size),
         RangeRequest::Part(start, end) => {
-            out.push((
-                header::CONTENT_RANGE,
-                value(format!("bytes {start}-{end}/{size}"))?,
-            ));
+            out.push((header::CONTENT_RANGE, value(format!("bytes {start}-{end}/{size}"))?));
             (StatusCode::PARTIAL_CONTENT, start, end - start + 1)
         }
         RangeRequest::Unsatisfiable => {
@@ -67,8 +61,9 @@ pub async fn get(
 }
 
 /// Removes the repository's link to the blob. The content stays until garbage collection.
-pub fn delete(reg: &Arc<Registry>, repo: &str, digest: Digest<'_>) -> Result<Response> {
-    if !reg.store().unlink_blob(repo, digest)? {
+pub async fn delete(reg: &Arc<Registry>, repo: &str, digest: Digest<'_>) -> Result<Response> {
+    let (r, owned, d) = (reg.clone(), repo.to_owned(), digest.to_buf());
+    if !blocking(move || r.store().unlink_blob(&owned, d.as_digest()).map_err(RegistryError::from)).await? {
         return Err(blob_unknown(digest));
     }
     Ok(empty(StatusCode::ACCEPTED, []))
@@ -121,7 +116,8 @@ fn requested_range(headers: &HeaderMap, size: u64) -> RangeRequest {
         // bytes=A-B
         (false, false) => match (parse(first), parse(last)) {
             (Some(a), Some(b)) if a <= b && a < size => RangeRequest::Part(a, b.min(size - 1)),
-            (Some(a), Some(b)) if a <= b => RangeRequest::Unsatisfiable,
+            // Past the end, or backwards (`500-0`): nothing to send.
+            (Some(_), Some(_)) => RangeRequest::Unsatisfiable,
             _ => RangeRequest::Whole,
         },
         (true, true) => RangeRequest::Whole,
@@ -149,7 +145,7 @@ mod tests {
         assert_eq!(range("bytes=10-", 10), RangeRequest::Unsatisfiable);
         assert_eq!(range("bytes=10-20", 10), RangeRequest::Unsatisfiable);
         assert_eq!(range("bytes=-0", 10), RangeRequest::Unsatisfiable);
-        assert_eq!(range("bytes=5-2", 10), RangeRequest::Whole);
+        assert_eq!(range("bytes=5-2", 10), RangeRequest::Unsatisfiable);
         assert_eq!(range("bytes=0-1,3-4", 10), RangeRequest::Whole);
         assert_eq!(range("items=0-1", 10), RangeRequest::Whole);
         assert_eq!(range("bytes=x-1", 10), RangeRequest::Whole);

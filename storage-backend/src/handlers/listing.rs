@@ -24,10 +24,7 @@ pub async fn tags(reg: &Arc<Registry>, repo: &str, q: &str) -> Result<Response> 
     };
     let (page, next) = paging.apply(&tags);
     let body = json!({ "name": repo, "tags": page });
-    list_response(
-        body,
-        next.map(|last| format!("/v2/{repo}/tags/list?n={}&last={last}", page.len())),
-    )
+    list_response(body, next.map(|last| format!("/v2/{repo}/tags/list?n={}&last={last}", page.len())))
 }
 
 /// `GET /v2/_catalog[?n=&last=]`
@@ -37,35 +34,23 @@ pub async fn catalog(reg: &Arc<Registry>, q: &str) -> Result<Response> {
     let repos = blocking(move || r.store().repositories().map_err(RegistryError::from)).await?;
     let (page, next) = paging.apply(&repos);
     let body = json!({ "repositories": page });
-    list_response(
-        body,
-        next.map(|last| format!("/v2/_catalog?n={}&last={last}", page.len())),
-    )
+    list_response(body, next.map(|last| format!("/v2/_catalog?n={}&last={last}", page.len())))
 }
 
 /// `GET /v2/<name>/referrers/<digest>[?artifactType=]`: always 200 with an image index, empty when
 /// nothing refers to the digest.
 pub async fn referrers(reg: &Arc<Registry>, repo: &str, subject: Digest<'_>, q: &str) -> Result<Response> {
-    let filter = query::get(q, "artifactType")
-        .filter(|t| !t.is_empty())
-        .map(|t| t.into_owned());
+    let filter = query::get(q, "artifactType").filter(|t| !t.is_empty()).map(|t| t.into_owned());
     let (r, owned, d) = (reg.clone(), repo.to_owned(), subject.to_buf());
-    let descriptors = blocking(move || {
-        r.store()
-            .referrers(&owned, d.as_digest())
-            .map_err(RegistryError::from)
-    })
-    .await?;
+    let descriptors =
+        blocking(move || r.store().referrers(&owned, d.as_digest()).map_err(RegistryError::from)).await?;
     let mut manifests = Vec::with_capacity(descriptors.len());
     for raw in descriptors {
         let Ok(desc) = serde_json::from_slice::<serde_json::Value>(&raw) else {
             tracing::warn!(repository = repo, subject = %subject, "skipping a corrupt referrer entry");
             continue;
         };
-        if filter
-            .as_deref()
-            .is_none_or(|f| desc.get("artifactType").and_then(|t| t.as_str()) == Some(f))
-        {
+        if filter.as_deref().is_none_or(|f| desc.get("artifactType").and_then(|t| t.as_str()) == Some(f)) {
             manifests.push(desc);
         }
     }
@@ -109,18 +94,13 @@ impl Paging {
                     .detail(format!("n must be a non-negative integer, got {v:?}"))
             })?),
         };
-        let last = query::get(q, "last")
-            .filter(|l| !l.is_empty())
-            .map(|l| l.into_owned());
+        let last = query::get(q, "last").filter(|l| !l.is_empty()).map(|l| l.into_owned());
         Ok(Paging { n, last })
     }
 
     /// The page of a sorted list, and the `last` of the next page when there is one.
     fn apply<'a>(&self, sorted: &'a [String]) -> (&'a [String], Option<&'a str>) {
-        let start = self
-            .last
-            .as_deref()
-            .map_or(0, |last| sorted.partition_point(|s| s.as_str() <= last));
+        let start = self.last.as_deref().map_or(0, |last| sorted.partition_point(|s| s.as_str() <= last));
         let rest = &sorted[start..];
         match self.n {
             Some(0) => (&[], None),
@@ -152,9 +132,6 @@ mod tests {
         assert_eq!(p("last=z").apply(&all), (&all[4..], None));
         assert!(Paging::from_query("n=-1", None).is_err());
         assert!(Paging::from_query("n=abc", None).is_err());
-        assert_eq!(
-            Paging::from_query("", Some(3)).unwrap().apply(&all),
-            (&all[..3], Some("c"))
-        );
+        assert_eq!(Paging::from_query("", Some(3)).unwrap().apply(&all), (&all[..3], Some("c")));
     }
 }

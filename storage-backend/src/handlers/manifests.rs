@@ -10,7 +10,9 @@ use oci::reference::is_valid_tag;
 use oci::{Algorithm, Digest, Reference, query};
 use serde_json::json;
 
-use super::{CONTENT_DIGEST, DRAIN_LIMIT, OCI_SUBJECT, content_type, empty, if_none_match, respond, value};
+use super::{
+    CONTENT_DIGEST, DRAIN_LIMIT, OCI_SUBJECT, OCI_TAG, content_type, empty, if_none_match, respond, value,
+};
 use crate::error::{Code, RegistryError, Result};
 use crate::hashing::digest_bytes;
 use crate::manifest::{self, Manifest, RefKind};
@@ -97,24 +99,24 @@ pub async fn put(
     let referrer = match (&doc.subject, doc.subject_digest()) {
         (None, _) => None,
         (Some(_), None) => return Err(invalid("subject has an invalid digest")),
-        (Some(_), Some(subject)) => Some((
-            subject.to_buf(),
-            referrer_descriptor(&media_type, &digest, &content, &doc),
-        )),
+        (Some(_), Some(subject)) => {
+            Some((subject.to_buf(), referrer_descriptor(&media_type, &digest, &content, &doc)))
+        }
     };
 
     let location = value(format!("/v2/{repo}/manifests/{digest}"))?;
-    let mut out = vec![
-        (header::LOCATION, location),
-        (CONTENT_DIGEST, value(digest.to_string())?),
-    ];
+    let mut out = vec![(header::LOCATION, location), (CONTENT_DIGEST, value(digest.to_string())?)];
     if let Some((subject, _)) = &referrer {
         out.push((OCI_SUBJECT, value(subject.to_string())?));
+    }
+    for tag in tags.iter().skip(usize::from(reference.tag().is_some())) {
+        out.push((OCI_TAG, value(tag.clone())?));
     }
     let reg = reg.clone();
     let repo = repo.to_owned();
     blocking(move || {
-        check_references(&reg, &repo, &doc)?;
+        let references = check_references(&reg, &repo, &doc)?;
+        let references: Vec<Digest<'_>> = references.iter().map(|d| d.as_digest()).collect();
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         let new = NewManifest {
             digest: digest.as_digest(),
@@ -122,8 +124,13 @@ pub async fn put(
             content: &content,
             tags: &tags,
             referrer: referrer.as_ref().map(|(s, d)| (s.as_digest(), d.as_slice())),
+            references: &references,
         };
-        reg.store().put_manifest(&repo, &new).map_err(RegistryError::from)
+        match reg.store().put_manifest(&repo, &new)? {
+            Ok(()) => Ok(()),
+            Err(missing) => Err(RegistryError::new(Code::ManifestBlobUnknown)
+                .detail(json!({ "digest": missing.to_string(), "reason": "removed by a concurrent garbage collection" }))),
+        }
     })
     .await?;
     Ok(empty(StatusCode::CREATED, out))
@@ -131,14 +138,16 @@ pub async fn put(
 
 /// Deletes a manifest by digest (with its tags), or just a tag.
 pub async fn delete(reg: &Arc<Registry>, repo: &str, reference: Reference<'_>) -> Result<Response> {
+    let (r, owned_repo) = (reg.clone(), repo.to_owned());
     let deleted = match reference {
-        Reference::Tag(tag) => reg.store().delete_tag(repo, tag)?,
+        Reference::Tag(tag) => {
+            let tag = tag.to_owned();
+            blocking(move || r.store().delete_tag(&owned_repo, &tag).map_err(RegistryError::from)).await?
+        }
         Reference::Digest(d) => {
-            let (reg, repo, d) = (reg.clone(), repo.to_owned(), d.to_buf());
+            let d = d.to_buf();
             blocking(move || {
-                reg.store()
-                    .delete_manifest(&repo, d.as_digest())
-                    .map_err(RegistryError::from)
+                r.store().delete_manifest(&owned_repo, d.as_digest()).map_err(RegistryError::from)
             })
             .await?
         }
@@ -155,9 +164,7 @@ async fn read_limited(body: Body, headers: &HeaderMap, limit: usize) -> Result<V
             .status(StatusCode::PAYLOAD_TOO_LARGE)
             .detail(format!("manifests are limited to {limit} bytes"))
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let limit = limit as u64;
     if declared.is_some_and(|n| n > limit + DRAIN_LIMIT) {
         return Err(too_big()); // far too big to be worth reading
@@ -192,25 +199,19 @@ fn invalid(detail: impl Into<serde_json::Value>) -> RegistryError {
 /// fields they require.
 fn media_type(content_type: Option<&str>, doc: &Manifest) -> Result<String> {
     if doc.fs_layers.is_some() || content_type.is_some_and(|c| manifest::DOCKER_SCHEMA1.contains(&c)) {
-        return Err(invalid(
-            "Docker schema 1 manifests are not supported; push schema 2 or OCI",
-        ));
+        return Err(invalid("Docker schema 1 manifests are not supported; push schema 2 or OCI"));
     }
     let declared = doc.media_type.as_deref();
     let media_type = match (content_type, declared) {
         (Some(c), Some(d)) if c != d => {
-            return Err(invalid(format!(
-                "Content-Type {c:?} does not match the manifest's mediaType {d:?}"
-            )));
+            return Err(invalid(format!("Content-Type {c:?} does not match the manifest's mediaType {d:?}")));
         }
         (Some(c), _) => c,
         (None, Some(d)) => d,
         (None, None) if doc.manifests.is_some() => manifest::OCI_INDEX,
         (None, None) if doc.config.is_some() => manifest::OCI_MANIFEST,
         (None, None) => {
-            return Err(invalid(
-                "no Content-Type and no mediaType: cannot tell what this is",
-            ));
+            return Err(invalid("no Content-Type and no mediaType: cannot tell what this is"));
         }
     };
     if !is_media_type(media_type) {
@@ -232,18 +233,16 @@ fn media_type(content_type: Option<&str>, doc: &Manifest) -> Result<String> {
 
 /// `type/subtype`, both non-empty tokens.
 fn is_media_type(s: &str) -> bool {
-    let token = |t: &str| {
-        !t.is_empty()
-            && t.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c))
-    };
+    let token =
+        |t: &str| !t.is_empty() && t.bytes().all(|c| c.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&c));
     s.len() <= 255 && s.split_once('/').is_some_and(|(t, st)| token(t) && token(st))
 }
 
 /// Every blob and child manifest the document references must be held by the repository, with the size
-/// the descriptor claims. Each is touched so a concurrent garbage collection keeps it.
-fn check_references(reg: &Registry, repo: &str, doc: &Manifest) -> Result<()> {
+/// the descriptor claims. Returns their digests.
+fn check_references(reg: &Registry, repo: &str, doc: &Manifest) -> Result<Vec<oci::DigestBuf>> {
     let store = reg.store();
+    let mut out = Vec::new();
     for (desc, kind) in doc.references() {
         let digest = Digest::parse(&desc.digest)
             .map_err(|e| invalid(json!({ "digest": desc.digest, "reason": e.as_str() })))?;
@@ -257,13 +256,11 @@ fn check_references(reg: &Registry, repo: &str, doc: &Manifest) -> Result<()> {
             );
         };
         if size != desc.size {
-            return Err(invalid(
-                json!({ "digest": desc.digest, "size": desc.size, "stored_size": size }),
-            ));
+            return Err(invalid(json!({ "digest": desc.digest, "size": desc.size, "stored_size": size })));
         }
-        store.touch_blob(digest)?;
+        out.push(digest.to_buf());
     }
-    Ok(())
+    Ok(out)
 }
 
 /// The descriptor listed in the subject's referrers: media type, digest, size, artifact type, annotations.

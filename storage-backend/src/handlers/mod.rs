@@ -21,6 +21,8 @@ pub const CONTENT_DIGEST: HeaderName = HeaderName::from_static("docker-content-d
 pub const UPLOAD_UUID: HeaderName = HeaderName::from_static("docker-upload-uuid");
 /// `OCI-Subject`
 pub const OCI_SUBJECT: HeaderName = HeaderName::from_static("oci-subject");
+/// `OCI-Tag`: one per `?tag=` a manifest push applied
+pub const OCI_TAG: HeaderName = HeaderName::from_static("oci-tag");
 /// `OCI-Filters-Applied`
 pub const OCI_FILTERS_APPLIED: HeaderName = HeaderName::from_static("oci-filters-applied");
 /// `Range` (as a response header of upload endpoints)
@@ -39,16 +41,17 @@ pub fn respond(
 ) -> Response {
     let mut r = Response::new(body);
     *r.status_mut() = status;
-    r.headers_mut()
-        .extend(headers.into_iter().map(|(k, v)| (Some(k), v)));
+    let h = r.headers_mut();
+    for (k, v) in headers {
+        h.append(k, v); // several values of one header (OCI-Tag) stay several
+    }
     r
 }
 
 /// An empty response with an exact `Content-Length: 0`.
 pub fn empty(status: StatusCode, headers: impl IntoIterator<Item = (HeaderName, HeaderValue)>) -> Response {
     let mut r = respond(status, headers, Body::empty());
-    r.headers_mut()
-        .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+    r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
     r
 }
 

@@ -43,15 +43,12 @@ pub async fn start(
         let session = create(reg, repo, digest.algorithm()).await?;
         let mut s = session.lock().await;
         let expected = declared_length(headers)?;
-        return complete(
-            reg,
-            repo,
-            &mut s,
-            digest,
-            expected,
-            body.take().unwrap_or_default(),
-        )
-        .await;
+        let done = complete(reg, repo, &mut s, digest, expected, body.take().unwrap_or_default()).await;
+        if done.is_err() && !s.closed {
+            // The client never saw this session's location: nothing can resume it.
+            let _ = reg.uploads().remove(&mut s);
+        }
+        return done;
     }
     let algorithm = match query::get(q, "digest-algorithm") {
         None => Algorithm::Sha256,
@@ -105,15 +102,7 @@ pub async fn finish(
     };
     let digest = Digest::parse(&d).map_err(|e| RegistryError::new(Code::DigestInvalid).detail(e.as_str()))?;
     let expected = chunk_length(headers, repo, &s)?;
-    complete(
-        reg,
-        repo,
-        &mut s,
-        digest,
-        expected,
-        body.take().unwrap_or_default(),
-    )
-    .await
+    complete(reg, repo, &mut s, digest, expected, body.take().unwrap_or_default()).await
 }
 
 /// Cancels an upload and deletes what it received.
@@ -155,6 +144,10 @@ async fn append(reg: &Arc<Registry>, s: &mut Session, body: Body, expected: Opti
             Err(RegistryError::new(Code::BlobUploadInvalid).detail(format!("request body: {e}")))
         }
         Err(ReceiveError::Io(e)) => Err(e.into()),
+        Err(ReceiveError::Gone) => {
+            let _ = reg.uploads().remove(s);
+            Err(upload_unknown(&s.id))
+        }
     }
 }
 
@@ -181,12 +174,8 @@ async fn complete(
     }
     let data = reg.uploads().data_path(&s.id);
     let (r, owned_repo, d) = (reg.clone(), repo.to_owned(), digest.to_buf());
-    blocking(move || {
-        r.store()
-            .commit_blob(&data, &owned_repo, d.as_digest())
-            .map_err(RegistryError::from)
-    })
-    .await?;
+    blocking(move || r.store().commit_blob(&data, &owned_repo, d.as_digest()).map_err(RegistryError::from))
+        .await?;
     reg.uploads().remove(s)?;
     blob_created(repo, digest)
 }
@@ -208,10 +197,7 @@ fn accepted(status: StatusCode, repo: &str, s: &Session) -> Result<Response> {
 
 fn session_headers(repo: &str, s: &Session) -> Result<[(HeaderName, HeaderValue); 3]> {
     Ok([
-        (
-            header::LOCATION,
-            value(format!("/v2/{repo}/blobs/uploads/{}", s.id))?,
-        ),
+        (header::LOCATION, value(format!("/v2/{repo}/blobs/uploads/{}", s.id))?),
         (RANGE, value(format!("0-{}", s.offset.saturating_sub(1)))?),
         (UPLOAD_UUID, value(s.id.clone())?),
     ])
@@ -250,7 +236,7 @@ fn chunk_length(headers: &HeaderMap, repo: &str, s: &Session) -> Result<Option<u
     if start != s.offset || end < start {
         return Err(out_of_order());
     }
-    let len = end - start + 1;
+    let len = (end - start).checked_add(1).ok_or_else(out_of_order)?;
     if declared.is_some_and(|n| n != len) {
         return Err(out_of_order());
     }
@@ -260,9 +246,7 @@ fn chunk_length(headers: &HeaderMap, repo: &str, s: &Session) -> Result<Option<u
 /// `<start>-<end>`, also accepting the RFC 9110 form `bytes <start>-<end>/<size>`.
 fn parse_content_range(v: &str) -> Option<(u64, u64)> {
     let v = v.trim();
-    let v = v
-        .strip_prefix("bytes")
-        .map_or(v, |r| r.trim_start_matches([' ', '=']));
+    let v = v.strip_prefix("bytes").map_or(v, |r| r.trim_start_matches([' ', '=']));
     let v = v.split('/').next()?;
     let (a, b) = v.split_once('-')?;
     Some((a.trim().parse().ok()?, b.trim().parse().ok()?))

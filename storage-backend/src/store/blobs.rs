@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::time::SystemTime;
 
 use oci::Digest;
 
@@ -49,21 +50,26 @@ impl Store {
         Ok(true)
     }
 
-    /// Removes `repository`'s link to a blob. `Ok(false)` when it had none. The content stays until
-    /// garbage collection finds nothing referencing it.
+    /// Removes `repository`'s link to a blob, durably. `Ok(false)` when it had none. The content stays
+    /// until garbage collection finds nothing referencing it.
     pub fn unlink_blob(&self, repository: &str, digest: Digest<'_>) -> io::Result<bool> {
-        fsio::remove_optional(&self.layout.layer_link(repository, digest))
+        fsio::remove_durable(&self.layout.layer_link(repository, digest))
     }
 
-    /// Moves verified upload data into the content store and links it into `repository`. The data file
-    /// must already hold exactly the bytes of `digest`.
+    /// Moves verified upload data (a file hashing to `digest`) into the content store and links it into
+    /// `repository`.
     pub fn commit_blob(&self, data: &Path, repository: &str, digest: Digest<'_>) -> io::Result<()> {
         let target = self.layout.blob(digest);
-        if fsio::touch(&target)? {
-            // Same content already stored (by any repository): keep it, drop ours.
+        let size = std::fs::metadata(data)?.len();
+        if fsio::touch(&target)? && fsio::file_size(&target)? == Some(size) {
+            // Same content already stored (by any repository): keep it, drop ours. (A stored file of
+            // another size cannot be this content: it is replaced.)
             fsio::remove_optional(data)?;
         } else {
-            File::open(data)?.sync_all()?;
+            let f = File::options().append(true).open(data)?;
+            // Fresh time: a garbage collection running now must not take it for an old orphan.
+            f.set_modified(SystemTime::now())?;
+            f.sync_all()?;
             fsio::rename_durable(data, &target)?;
         }
         fsio::create_marker(&self.layout.layer_link(repository, digest))

@@ -30,6 +30,8 @@ pub struct NewManifest<'a> {
     pub tags: &'a [&'a str],
     /// Subject and the descriptor (JSON) to list among the subject's referrers.
     pub referrer: Option<(Digest<'a>, &'a [u8])>,
+    /// Every blob and child manifest it references (already checked to be held by the repository).
+    pub references: &'a [Digest<'a>],
 }
 
 impl Store {
@@ -74,62 +76,97 @@ impl Store {
             .map(|content| StoredManifest { media_type, content }))
     }
 
-    /// Refreshes a stored blob's time so a concurrent garbage collection keeps it. `Ok(false)` when it is
-    /// not stored.
-    pub fn touch_blob(&self, digest: Digest<'_>) -> io::Result<bool> {
-        fsio::touch(&self.layout.blob(digest))
-    }
-
     /// Stores a verified manifest: content, then the repository's revision, referrer entry and tags, each
     /// atomic and durable.
-    pub fn put_manifest(&self, repository: &str, m: &NewManifest<'_>) -> io::Result<()> {
+    ///
+    /// Afterwards every referenced blob is touched again. A garbage collection that started before the
+    /// revision became visible may have judged a blob unreferenced; the touch either keeps it (its time is
+    /// now past the collection's cutoff) or finds it gone, in which case the push is undone (tags restored,
+    /// new revision and referrer entry removed) and the missing digest returned: the manifest is refused
+    /// rather than stored with a hole in it.
+    pub fn put_manifest(&self, repository: &str, m: &NewManifest<'_>) -> io::Result<Result<(), DigestBuf>> {
         let tmp = self.layout.uploads_dir();
         let blob = self.layout.blob(m.digest);
-        if !fsio::touch(&blob)? {
+        let revision = self.layout.revision(repository, m.digest);
+        let referrer =
+            m.referrer.map(|(subject, d)| (self.layout.referrer(repository, subject, m.digest), d));
+        let had_revision = revision.is_file();
+        let had_referrer = referrer.as_ref().is_some_and(|(p, _)| p.is_file());
+        let mut previous_tags = Vec::with_capacity(m.tags.len());
+        for tag in m.tags {
+            previous_tags.push((*tag, fsio::read_optional(&self.layout.tag(repository, tag))?));
+        }
+
+        if !(fsio::touch(&blob)? && fsio::file_size(&blob)? == Some(m.content.len() as u64)) {
             fsio::write_atomic(&tmp, &blob, m.content)?;
         }
-        fsio::write_atomic(
-            &tmp,
-            &self.layout.revision(repository, m.digest),
-            m.media_type.as_bytes(),
-        )?;
-        if let Some((subject, descriptor)) = m.referrer {
-            fsio::write_atomic(
-                &tmp,
-                &self.layout.referrer(repository, subject, m.digest),
-                descriptor,
-            )?;
+        fsio::write_atomic(&tmp, &revision, m.media_type.as_bytes())?;
+        if let Some((path, descriptor)) = &referrer {
+            fsio::write_atomic(&tmp, path, descriptor)?;
         }
         let target = m.digest.to_string();
         for tag in m.tags {
             fsio::write_atomic(&tmp, &self.layout.tag(repository, tag), target.as_bytes())?;
         }
-        Ok(())
+
+        let Some(missing) = self.first_missing(m.references.iter().copied().chain([m.digest]))? else {
+            return Ok(Ok(()));
+        };
+        for (tag, previous) in previous_tags {
+            let path = self.layout.tag(repository, tag);
+            match previous {
+                Some(old) => fsio::write_atomic(&tmp, &path, &old)?,
+                None => {
+                    fsio::remove_durable(&path)?;
+                }
+            }
+        }
+        if let Some((path, _)) = referrer.filter(|_| !had_referrer) {
+            fsio::remove_durable(&path)?;
+        }
+        if !had_revision {
+            fsio::remove_durable(&revision)?;
+        }
+        Ok(Err(missing))
+    }
+
+    /// Touches each blob; the first one that is not stored (any more).
+    fn first_missing<'d>(&self, digests: impl Iterator<Item = Digest<'d>>) -> io::Result<Option<DigestBuf>> {
+        for d in digests {
+            if !fsio::touch(&self.layout.blob(d))? {
+                return Ok(Some(d.to_buf()));
+            }
+        }
+        Ok(None)
     }
 
     /// Deletes a manifest from `repository`: every tag pointing at it, its referrer entry, then the
-    /// revision itself. `Ok(false)` when the repository does not hold it.
+    /// revision itself, each durably. `Ok(false)` when the repository does not hold it.
     pub fn delete_manifest(&self, repository: &str, digest: Digest<'_>) -> io::Result<bool> {
-        let Some(stored) = self.manifest(repository, digest)? else {
+        let revision = self.layout.revision(repository, digest);
+        if !revision.is_file() {
             return Ok(false);
-        };
+        }
         for tag in self.tags(repository)?.unwrap_or_default() {
             let tag_ref = Reference::Tag(&tag);
             if self.resolve(repository, tag_ref)?.is_some_and(|d| d == digest) {
-                fsio::remove_optional(&self.layout.tag(repository, &tag))?;
+                fsio::remove_durable(&self.layout.tag(repository, &tag))?;
             }
         }
-        if let Ok(doc) = Manifest::parse(&stored.content)
+        // The content tells which subject lists it; without content (damaged store) there is nothing to
+        // parse, and the revision still goes.
+        if let Some(content) = fsio::read_optional(&self.layout.blob(digest))?
+            && let Ok(doc) = Manifest::parse(&content)
             && let Some(subject) = doc.subject_digest()
         {
-            fsio::remove_optional(&self.layout.referrer(repository, subject, digest))?;
+            fsio::remove_durable(&self.layout.referrer(repository, subject, digest))?;
         }
-        fsio::remove_optional(&self.layout.revision(repository, digest))
+        fsio::remove_durable(&revision)
     }
 
-    /// Removes a tag (the manifest stays). `Ok(false)` when there was no such tag.
+    /// Removes a tag durably (the manifest stays). `Ok(false)` when there was no such tag.
     pub fn delete_tag(&self, repository: &str, tag: &str) -> io::Result<bool> {
-        fsio::remove_optional(&self.layout.tag(repository, tag))
+        fsio::remove_durable(&self.layout.tag(repository, tag))
     }
 
     /// Tags of `repository`, sorted. `None` when the repository does not exist.
@@ -154,5 +191,43 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hashing::digest_bytes;
+    use oci::Algorithm;
+
+    #[test]
+    fn a_push_whose_blob_vanished_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = br#"{"old":true}"#;
+        let old_digest = digest_bytes(Algorithm::Sha256, old);
+        let put = |content: &[u8], references: &[Digest<'_>]| {
+            let digest = digest_bytes(Algorithm::Sha256, content);
+            let m = NewManifest {
+                digest: digest.as_digest(),
+                media_type: "application/json",
+                content,
+                tags: &["v1"],
+                referrer: None,
+                references,
+            };
+            store.put_manifest("repo", &m).unwrap()
+        };
+        assert_eq!(put(old, &[]), Ok(()));
+
+        // The new manifest references a blob that is not stored (as if a collection removed it).
+        let gone = digest_bytes(Algorithm::Sha256, b"gone");
+        let new = br#"{"new":true}"#;
+        assert_eq!(put(new, &[gone.as_digest()]), Err(gone.clone()));
+        // The tag points where it pointed before, and the new revision is not there.
+        let tag = store.resolve("repo", Reference::Tag("v1")).unwrap();
+        assert_eq!(tag, Some(old_digest));
+        let new_digest = digest_bytes(Algorithm::Sha256, new);
+        assert!(store.manifest_media_type("repo", new_digest.as_digest()).unwrap().is_none());
     }
 }

@@ -23,20 +23,31 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (and if needed creates) a storage root.
+    /// Opens (and if needed creates) a storage root, checking that it is writable.
     pub fn open(root: &Path) -> io::Result<Store> {
         let layout = Layout::new(root);
-        for dir in [
-            layout.blobs_dir(),
-            layout.repositories_dir(),
-            layout.uploads_dir(),
-        ] {
+        for dir in [layout.blobs_dir(), layout.repositories_dir(), layout.uploads_dir()] {
             fsio::ensure_dir(&dir).map_err(|e| annotate(e, "cannot create", &dir))?;
         }
         // Prove the root is writable now rather than on the first push.
-        let probe = layout.uploads_dir().join(format!("{}probe", fsio::TMP_PREFIX));
+        let probe = layout.uploads_dir().join(format!("{}{}", fsio::TMP_PREFIX, fsio::random_hex()));
         std::fs::write(&probe, b"").map_err(|e| annotate(e, "cannot write to", &probe))?;
         std::fs::remove_file(&probe)?;
+        Ok(Store { layout })
+    }
+
+    /// Opens an existing storage root without creating or writing anything.
+    pub fn existing(root: &Path) -> io::Result<Store> {
+        let layout = Layout::new(root);
+        if !layout.repositories_dir().is_dir() || !layout.blobs_dir().is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "{} is not a registry storage root (no blobs/ and repositories/ in it)",
+                    root.display()
+                ),
+            ));
+        }
         Ok(Store { layout })
     }
 
