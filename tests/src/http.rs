@@ -202,6 +202,17 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Writes raw bytes on a fresh connection and hangs up without reading: a client that breaks off
+/// mid-request.
+pub async fn send_and_hang_up(addr: SocketAddr, request: Vec<u8>) {
+    tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(&request).expect("write");
+    })
+    .await
+    .expect("writer thread");
+}
+
 /// The status code of a raw response.
 pub fn raw_status(response: &str) -> u16 {
     response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)

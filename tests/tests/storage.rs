@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::Method;
 use integration_tests::content::{self, Blob, Image};
+use integration_tests::http::send_and_hang_up;
 use integration_tests::{Client, Server};
 
 fn blob(seed: u64, len: usize) -> Blob {
@@ -42,14 +43,7 @@ async fn interrupted_chunk_is_rolled_back() {
     // Promise 1000 bytes, send 500 of garbage, hang up.
     let mut req = format!("PATCH {loc} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n").into_bytes();
     req.extend_from_slice(&[0xEE; 500]);
-    let addr = reg.addr();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.write_all(&req).unwrap();
-    })
-    .await
-    .unwrap();
+    send_and_hang_up(reg.addr(), req).await;
     // The next chunk starts at 0 again: the broken one left nothing behind.
     let r = c.request(Method::PATCH, &loc).header("content-range", "0-999").body(b.data.clone()).send().await;
     assert_eq!(r.status, 202, "{}", r.text());
@@ -67,14 +61,7 @@ async fn interrupted_monolithic_upload_leaves_nothing() {
         format!("PUT {loc}?digest={} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n", b.digest)
             .into_bytes();
     req.extend_from_slice(&b.data[..500]);
-    let addr = reg.addr();
-    tokio::task::spawn_blocking(move || {
-        use std::io::Write;
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.write_all(&req).unwrap();
-    })
-    .await
-    .unwrap();
+    send_and_hang_up(reg.addr(), req).await;
     for _ in 0..100 {
         if c.get(&loc).await.status == 404 {
             break;
