@@ -289,14 +289,20 @@ async fn receive(
         };
         file.set_len(offset)?;
         file.seek(SeekFrom::Start(offset))?;
+        let flusher = Flusher::start(&file);
         let mut written = 0u64;
         while let Some(chunk) = rx.blocking_recv() {
             file.write_all(&chunk)?;
             if let Some(h) = hasher.as_mut() {
                 h.update(&chunk);
             }
+            let before = written;
             written += chunk.len() as u64;
+            if before / FLUSH_EVERY != written / FLUSH_EVERY {
+                flusher.kick();
+            }
         }
+        flusher.finish();
         Ok((written, hasher))
     });
     let mut stream = body.into_data_stream();
@@ -320,6 +326,49 @@ async fn receive(
     match body_error {
         Some(e) => Err(ReceiveError::Body(e)),
         None => Ok(written),
+    }
+}
+
+/// Bytes written between two background flushes of a large upload.
+const FLUSH_EVERY: u64 = 16 << 20;
+
+/// Writes a large upload back to disk while it is still arriving, on a second thread, so the `fsync` that
+/// commits it has little left to do. Measured on a 256 MiB push: 0.57 s instead of 0.85 s (bench/README.md).
+struct Flusher {
+    kick: Option<std::sync::mpsc::SyncSender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(file: &File) -> Flusher {
+        let Ok(file) = file.try_clone() else {
+            return Flusher { kick: None, thread: None };
+        };
+        let (kick, wake) = std::sync::mpsc::sync_channel::<()>(1);
+        let thread = std::thread::Builder::new().name("upload-flush".into()).spawn(move || {
+            while wake.recv().is_ok() {
+                // Best effort: the commit's own fsync is what guarantees durability.
+                let _ = file.sync_data();
+            }
+        });
+        match thread {
+            Ok(t) => Flusher { kick: Some(kick), thread: Some(t) },
+            Err(_) => Flusher { kick: None, thread: None },
+        }
+    }
+
+    /// Asks for a flush unless one is already pending.
+    fn kick(&self) {
+        if let Some(k) = &self.kick {
+            let _ = k.try_send(());
+        }
+    }
+
+    fn finish(mut self) {
+        self.kick = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
