@@ -136,6 +136,7 @@ blobs() { # name base
   GET[$1]=$(awk -v t="$best_get" -v m="$BLOB_MIB" 'BEGIN{printf "%.0f", m/t}')
 }
 echo "blob PUT/GET of $BLOB_MIB MiB, best of 3..." >&2
+sync # the test files just written must not be flushing while a registry fsyncs
 blobs ocigate "http://127.0.0.1:$OP"
 blobs distribution "http://127.0.0.1:$DP"
 
