@@ -24,7 +24,8 @@ pub struct LogArgs {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Log filter, e.g. `info` or `info,storage_backend=debug` (overrides RUST_LOG).
+    /// Log filter, e.g. `warn`, or `info,registry::access=debug` for a line per request (overrides
+    /// RUST_LOG; default info).
     #[arg(long, global = true, value_name = "FILTER")]
     pub log_level: Option<String>,
 }
