@@ -29,7 +29,13 @@ pub async fn start(
         if let Some(from) = query::get(q, "from") {
             oci::name::validate(&from)
                 .map_err(|e| RegistryError::new(Code::NameInvalid).detail(e.as_str()))?;
-            if reg.store().holds(&from, digest) && reg.store().link_blob(repo, digest)? {
+            let (r, from, to, d) = (reg.clone(), from.into_owned(), repo.to_owned(), digest.to_buf());
+            let mounted = blocking(move || {
+                let d = d.as_digest();
+                Ok(r.store().holds(&from, d) && r.store().link_blob(&to, d)?)
+            })
+            .await?;
+            if mounted {
                 return blob_created(repo, digest);
             }
         }
