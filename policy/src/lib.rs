@@ -1,17 +1,63 @@
-//! ocigate's policy engine. It decides, for a principal and a registry request, allow or deny, and why.
+//! ocigate's policy engine: for a principal and a registry request, allow or deny, and why.
 //!
-//! This crate is pure: no I/O, no async, no HTTP types. The rule model, compilation and evaluation land with
-//! the policy-engine issue; today it holds the vocabulary every other part already shares: [`Action`].
+//! Pure: no I/O, no async, no HTTP types. Policy text goes in, a compiled immutable [`Policy`] comes out,
+//! and [`Policy::decide`] answers on the hot path without allocating (unless a condition runs).
 //!
 //! ```
-//! use policy::Action;
+//! use policy::{Action, AuthMethod, Principal, Request, Source};
 //!
-//! let action: Action = "push".parse()?;
-//! assert_eq!(action.as_str(), "push");
+//! let yaml = r#"
+//! grants:
+//!   - id: team-a-push
+//!     groups: [team-a]
+//!     repositories: ["team-a/**"]
+//!     actions: [pull, push]
+//! denies:
+//!   - id: no-latest
+//!     authenticated: true
+//!     repositories: ["**"]
+//!     tags: [latest]
+//!     actions: [push]
+//!     message: "push a version tag, not latest"
+//! "#;
+//! let policy = policy::compile(&[Source { name: "team-a.yaml", text: yaml }])?;
+//! let alice = Principal::new("alice", vec!["team-a".into()], AuthMethod::Basic);
+//!
+//! let push = Request::new(Action::Push, "team-a/api").with_reference("v1.2.0");
+//! assert!(policy.decide(&alice, &push).allowed);
+//!
+//! let latest = Request::new(Action::Push, "team-a/api").with_reference("latest");
+//! let d = policy.decide(&alice, &latest);
+//! assert!(!d.allowed);
+//! assert_eq!(d.rule.as_deref(), Some("no-latest"));
+//! assert_eq!(d.reason.as_str(), "denied_by_rule");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! The meaning, in short: a request is allowed when some grant (or the zot `accessControl` section)
+//! allows it and no deny matches it; when nothing matches it is denied. A rule matches when its subjects
+//! include the principal, one of its repository globs matches, its actions include the request's, its
+//! tag globs (if any) cover the request's tag, and its condition (if any) is true. A grant limited to tags
+//! still covers requests that name no tag (blob uploads, pulls by digest); a deny limited to tags only
+//! speaks about requests naming one of them.
 #![deny(missing_docs)]
 
 mod action;
+pub mod cel;
+mod compile;
+mod decision;
+mod error;
+mod eval;
+pub mod glob;
+mod principal;
+mod request;
+pub mod spec;
+pub mod testing;
+mod zot;
 
-pub use action::{Action, UnknownAction};
+pub use action::{Action, ActionSet, UnknownAction};
+pub use compile::{Policy, Source, compile};
+pub use decision::{Decision, Reason};
+pub use error::{PolicyError, PolicyErrors};
+pub use principal::{AuthMethod, Principal};
+pub use request::{Cert, Client, Request, Tls};

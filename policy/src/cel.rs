@@ -1,0 +1,552 @@
+//! CEL conditions (`when`): the variable schema, the helper functions, load-time checks and evaluation.
+//!
+//! Variables:
+//!
+//! | variable | fields |
+//! |---|---|
+//! | `request` | `action`, `method`, `path`, `repository`, `reference`, `tag`, `digest`, `mount_from` (strings, `""` when absent), `time` (timestamp) |
+//! | `client` | `ip`, `peer_ip` (strings), `forwarded_for` (list of strings, raw and untrusted), `tls` { `version`, `cert` { `subject`, `sans` (list), `fingerprint` } } |
+//! | `principal` | `name`, `groups` (list), `method` (`anonymous`, `basic`, `bearer`, `mtls`), `claims` (map, may be empty) |
+//!
+//! Functions: the CEL standard library, the strings extension (`split`, `substring`, `lowerAscii`,
+//! `replace`, ...), `ip_in(ip, cidr)` and `glob(pattern, s)` (the repository glob syntax).
+//!
+//! At load time every identifier and field path is checked against that schema (anything goes under
+//! `principal.claims`), every function must exist, and the expression's cost is bounded: nested
+//! comprehensions are refused and the estimated cost (nodes, times 1,000 for each comprehension they are
+//! inside) must stay under [`MAX_COST`], so no condition can stall the proxy.
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock, RwLock};
+
+use cel::common::ast::{Expr, IdedExpr};
+use cel::common::types::CelDouble;
+use cel::common::types::{
+    CelBool, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp, CelUInt,
+};
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
+use cel::{Context, Env, ExecutionError, Program, Value};
+
+use crate::principal::Principal;
+use crate::request::Request;
+
+/// Longest accepted condition, in bytes.
+pub const MAX_LENGTH: usize = 4096;
+/// Largest accepted estimated cost.
+pub const MAX_COST: u64 = 100_000;
+/// The list size the cost estimate assumes for each comprehension.
+const LIST_SIZE: u64 = 1_000;
+
+/// The shared environment: the standard library plus `ip_in` and `glob`.
+pub(crate) fn env() -> &'static Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Env::stdlib();
+        // The strings extension (split, substring, lowerAscii, replace, ...) and our two functions, on a
+        // fresh standard environment: none of that can conflict.
+        env.add_extension(cel::extensions::strings)
+            .expect("the strings extension registers on the standard environment");
+        cel::add_overload!(env, fn ip_in: (CelString, CelString) -> Result<CelBool>, name = "ip_in")
+            .expect("ip_in registers on the standard environment");
+        cel::add_overload!(env, fn glob: (CelString, CelString) -> Result<CelBool>, name = "glob")
+            .expect("glob registers on the standard environment");
+        Arc::new(env)
+    })
+}
+
+fn ip_in(ip: &CelString<'_>, cidr: &CelString<'_>) -> Result<CelBool, ExecutionError> {
+    let addr: IpAddr = ip.inner().parse().map_err(|_| {
+        ExecutionError::function_error("ip_in", format!("not an IP address: {:?}", ip.inner()))
+    })?;
+    let net = Cidr::parse(cidr.inner()).ok_or_else(|| {
+        ExecutionError::function_error("ip_in", format!("not a CIDR (like 10.0.0.0/8): {:?}", cidr.inner()))
+    })?;
+    Ok(CelBool::from(net.contains(addr)))
+}
+
+fn glob(pattern: &CelString<'_>, s: &CelString<'_>) -> Result<CelBool, ExecutionError> {
+    glob_cache::is_match(pattern.inner(), s.inner())
+        .map(CelBool::from)
+        .map_err(|e| ExecutionError::function_error("glob", e))
+}
+
+/// An address range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `10.0.0.0/8`, `fd00::/8`, or a single address (a /32 or /128).
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { net: addr, prefix })
+    }
+
+    /// Is `ip` inside? An IPv4-mapped IPv6 address counts as its IPv4 address.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                masked(u128::from(u32::from(n)), 32, self.prefix)
+                    == masked(u128::from(u32::from(a)), 32, self.prefix)
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                masked(u128::from(n), 128, self.prefix) == masked(u128::from(a), 128, self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
+    let prefix = u32::from(prefix);
+    if prefix == 0 { 0 } else { bits >> (width - prefix) }
+}
+
+/// Compiled `glob()` patterns, shared by every condition.
+mod glob_cache {
+    use std::collections::HashMap;
+
+    use super::RwLock;
+
+    const MAX: usize = 1024;
+
+    fn cache() -> &'static RwLock<HashMap<String, globset::GlobMatcher>> {
+        static CACHE: std::sync::OnceLock<RwLock<HashMap<String, globset::GlobMatcher>>> =
+            std::sync::OnceLock::new();
+        CACHE.get_or_init(Default::default)
+    }
+
+    pub(super) fn is_match(pattern: &str, s: &str) -> Result<bool, String> {
+        if let Ok(map) = cache().read()
+            && let Some(m) = map.get(pattern)
+        {
+            return Ok(m.is_match(s));
+        }
+        let matcher = crate::glob::compile(pattern).map_err(|e| e.to_string())?.compile_matcher();
+        let hit = matcher.is_match(s);
+        if let Ok(mut map) = cache().write() {
+            if map.len() >= MAX {
+                map.clear();
+            }
+            map.insert(pattern.to_owned(), matcher);
+        }
+        Ok(hit)
+    }
+}
+
+/// Which variables a condition reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Uses {
+    request: bool,
+    client: bool,
+    principal: bool,
+    /// It reads something only known per request (anything but `principal`, `request.action` and
+    /// `request.repository`).
+    pub per_request: bool,
+}
+
+/// A compiled `when`.
+#[derive(Debug)]
+pub(crate) struct Condition {
+    program: Program,
+    uses: Uses,
+}
+
+/// A condition that does not compile, with its position inside the expression (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConditionError {
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
+}
+
+impl Condition {
+    /// Compiles and checks an expression.
+    pub(crate) fn compile(text: &str) -> Result<Condition, ConditionError> {
+        if text.len() > MAX_LENGTH {
+            return Err(ConditionError {
+                line: 1,
+                column: 1,
+                message: format!("condition is longer than {MAX_LENGTH} bytes"),
+            });
+        }
+        let program = env().compile(text).map_err(|errors| {
+            let first = errors.errors.first();
+            let (line, column) = first.map_or((1, 1), |e| (to_u32(e.pos.0), to_u32(e.pos.1) + 1));
+            let msg = first.map_or_else(|| "syntax error".to_owned(), |e| e.msg.clone());
+            let message = if msg.to_ascii_lowercase().starts_with("syntax error") {
+                msg
+            } else {
+                format!("syntax error: {msg}")
+            };
+            ConditionError { line, column, message }
+        })?;
+        let mut walk =
+            Walk { program: &program, text, scope: Vec::new(), depth: 0, cost: 0, uses: Uses::default() };
+        walk.expr(program.expression(), 1)?;
+        if walk.cost > MAX_COST {
+            return Err(ConditionError {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "condition is too expensive (estimated cost {} > {MAX_COST}); simplify it or move work out of all()/exists()/map()/filter()",
+                    walk.cost
+                ),
+            });
+        }
+        Ok(Condition { uses: walk.uses, program })
+    }
+
+    /// What it reads.
+    pub(crate) fn uses(&self) -> Uses {
+        self.uses
+    }
+
+    /// Evaluates to a bool; anything else (or an error) is an error.
+    pub(crate) fn evaluate(&self, activation: &Activation<'_>) -> Result<bool, String> {
+        let mut ctx = Context::with_env(env().clone());
+        ctx.set_variable_resolver(activation);
+        match self.program.execute(&ctx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("condition evaluated to {:?}, not a bool", other.type_of())),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// 1-based line and column of a character offset.
+fn position(text: &str, offset: usize) -> (u32, u32) {
+    let (mut line, mut column) = (1u32, 1u32);
+    for c in text.chars().take(offset) {
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    (line, column)
+}
+
+fn to_u32(v: isize) -> u32 {
+    u32::try_from(v.max(1)).unwrap_or(1)
+}
+
+/// One field of the variable schema.
+enum Field {
+    Leaf,
+    Object(&'static [(&'static str, Field)]),
+    /// Any key, any depth (`principal.claims`).
+    Free,
+}
+
+const CERT: &[(&str, Field)] =
+    &[("subject", Field::Leaf), ("sans", Field::Leaf), ("fingerprint", Field::Leaf)];
+const TLS: &[(&str, Field)] = &[("version", Field::Leaf), ("cert", Field::Object(CERT))];
+const CLIENT: &[(&str, Field)] = &[
+    ("ip", Field::Leaf),
+    ("peer_ip", Field::Leaf),
+    ("forwarded_for", Field::Leaf),
+    ("tls", Field::Object(TLS)),
+];
+const REQUEST: &[(&str, Field)] = &[
+    ("action", Field::Leaf),
+    ("method", Field::Leaf),
+    ("path", Field::Leaf),
+    ("repository", Field::Leaf),
+    ("reference", Field::Leaf),
+    ("tag", Field::Leaf),
+    ("digest", Field::Leaf),
+    ("mount_from", Field::Leaf),
+    ("time", Field::Leaf),
+];
+const PRINCIPAL: &[(&str, Field)] =
+    &[("name", Field::Leaf), ("groups", Field::Leaf), ("method", Field::Leaf), ("claims", Field::Free)];
+const ROOTS: &[(&str, Field)] = &[
+    ("request", Field::Object(REQUEST)),
+    ("client", Field::Object(CLIENT)),
+    ("principal", Field::Object(PRINCIPAL)),
+];
+
+struct Walk<'p> {
+    program: &'p Program,
+    text: &'p str,
+    scope: Vec<String>,
+    depth: u32,
+    cost: u64,
+    uses: Uses,
+}
+
+impl Walk<'_> {
+    fn error(&self, id: u64, message: String) -> ConditionError {
+        let start = self.program.source_info().offset_for(id).map_or(0, |(start, _)| start as usize);
+        let (line, column) = position(self.text, start);
+        ConditionError { line, column, message }
+    }
+
+    fn expr(&mut self, e: &IdedExpr, weight: u64) -> Result<(), ConditionError> {
+        self.cost = self.cost.saturating_add(weight);
+        match &e.expr {
+            Expr::Unspecified | Expr::Literal(_) => Ok(()),
+            Expr::Ident(name) => self.ident(e.id, name, &[]),
+            Expr::Select(_) => {
+                // Collect `a.b.c` down to its base.
+                let mut fields = Vec::new();
+                let mut cur = e;
+                while let Expr::Select(sel) = &cur.expr {
+                    fields.push(sel.field.as_str());
+                    cur = &sel.operand;
+                }
+                fields.reverse();
+                match &cur.expr {
+                    Expr::Ident(name) => self.ident(cur.id, name, &fields),
+                    _ => self.expr(cur, weight),
+                }
+            }
+            Expr::Call(call) => {
+                let name = call.func_name.as_str();
+                if !is_operator(name) && !is_function(name) {
+                    return Err(self.error(e.id, format!("unknown function `{name}`")));
+                }
+                if let Some(t) = &call.target {
+                    self.expr(t, weight)?;
+                }
+                call.args.iter().try_for_each(|a| self.expr(a, weight))
+            }
+            Expr::List(list) => list.elements.iter().try_for_each(|x| self.expr(x, weight)),
+            Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
+                cel::common::ast::EntryExpr::MapEntry(m) => {
+                    self.expr(&m.key, weight)?;
+                    self.expr(&m.value, weight)
+                }
+                cel::common::ast::EntryExpr::StructField(f) => self.expr(&f.value, weight),
+            }),
+            Expr::Struct(s) => s.entries.iter().try_for_each(|entry| match &entry.expr {
+                cel::common::ast::EntryExpr::MapEntry(m) => {
+                    self.expr(&m.key, weight)?;
+                    self.expr(&m.value, weight)
+                }
+                cel::common::ast::EntryExpr::StructField(f) => self.expr(&f.value, weight),
+            }),
+            Expr::Comprehension(c) => {
+                if self.depth >= 1 {
+                    return Err(self.error(
+                        e.id,
+                        "nested comprehensions (all/exists/exists_one/map/filter inside another) are not allowed: \
+                         their cost grows with the square of the input"
+                            .into(),
+                    ));
+                }
+                self.expr(&c.iter_range, weight)?;
+                self.expr(&c.accu_init, weight)?;
+                self.depth += 1;
+                let pushed = [Some(&c.iter_var), c.iter_var2.as_ref(), Some(&c.accu_var)];
+                let n = self.scope.len();
+                self.scope.extend(pushed.into_iter().flatten().cloned());
+                let inner = weight.saturating_mul(LIST_SIZE);
+                let r = self
+                    .expr(&c.loop_cond, inner)
+                    .and_then(|()| self.expr(&c.loop_step, inner))
+                    .and_then(|()| self.expr(&c.result, weight));
+                self.scope.truncate(n);
+                self.depth -= 1;
+                r
+            }
+        }
+    }
+
+    /// An identifier, possibly followed by field selections.
+    fn ident(&mut self, id: u64, name: &str, fields: &[&str]) -> Result<(), ConditionError> {
+        if self.scope.iter().any(|v| v == name) {
+            return Ok(());
+        }
+        let Some((_, root)) = ROOTS.iter().find(|(n, _)| *n == name) else {
+            return Err(
+                self.error(id, format!("unknown variable `{name}` (use request, client or principal)"))
+            );
+        };
+        match name {
+            "request" => {
+                self.uses.request = true;
+                if !matches!(fields.first(), Some(&"action" | &"repository")) {
+                    self.uses.per_request = true;
+                }
+            }
+            "client" => {
+                self.uses.client = true;
+                self.uses.per_request = true;
+            }
+            _ => self.uses.principal = true,
+        }
+        let mut field = root;
+        let mut path = name.to_owned();
+        for f in fields {
+            match field {
+                Field::Free => return Ok(()),
+                Field::Leaf => return Err(self.error(id, format!("`{path}` has no field `{f}`"))),
+                Field::Object(children) => {
+                    let Some((_, child)) = children.iter().find(|(n, _)| n == f) else {
+                        let known: Vec<&str> = children.iter().map(|(n, _)| *n).collect();
+                        return Err(self
+                            .error(id, format!("unknown field `{path}.{f}` (known: {})", known.join(", "))));
+                    };
+                    path.push('.');
+                    path.push_str(f);
+                    field = child;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Operators and other internal calls (`_==_`, `@in`, `!_`, ...).
+fn is_operator(name: &str) -> bool {
+    name.starts_with(['_', '@', '!', '-'])
+}
+
+/// Does the environment declare `name`? (A context refuses a function that the environment already
+/// declares, which is the one public way to ask.)
+fn is_function(name: &str) -> bool {
+    let mut ctx = Context::with_env(env().clone());
+    ctx.add_function(name, || false).is_err()
+}
+
+/// The variables of one evaluation, built on first use and shared by every condition of one decision.
+pub(crate) struct Activation<'a> {
+    principal: &'a Principal,
+    request: &'a Request<'a>,
+    request_val: OnceLock<Box<dyn Val + 'a>>,
+    client_val: OnceLock<Box<dyn Val + 'a>>,
+}
+
+impl<'a> Activation<'a> {
+    pub(crate) fn new(principal: &'a Principal, request: &'a Request<'a>) -> Activation<'a> {
+        Activation { principal, request, request_val: OnceLock::new(), client_val: OnceLock::new() }
+    }
+}
+
+impl VariableResolver for Activation<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let v: &'b (dyn Val + 'b) = match variable {
+            "principal" => self.principal.cel_value(),
+            "request" => self.request_val.get_or_init(|| request_value(self.request)).as_ref(),
+            "client" => self.client_val.get_or_init(|| client_value(self.request)).as_ref(),
+            _ => return None,
+        };
+        Some(CowVal::Borrowed(v))
+    }
+}
+
+fn map<'v>(entries: impl IntoIterator<Item = (&'static str, Box<dyn Val + 'v>)>) -> Box<dyn Val + 'v> {
+    let map: std::collections::HashMap<CelMapKey<'v>, Box<dyn Val + 'v>> =
+        entries.into_iter().map(|(k, v)| (CelMapKey::String(CelString::from(k)), v)).collect();
+    Box::new(CelMap::from(map))
+}
+
+fn text<'v>(s: &'v str) -> Box<dyn Val + 'v> {
+    Box::new(CelString::from(s))
+}
+
+fn request_value<'a>(r: &'a Request<'a>) -> Box<dyn Val + 'a> {
+    let time = chrono::DateTime::<chrono::Utc>::from(r.time).fixed_offset();
+    map([
+        ("action", text(r.action.as_str())),
+        ("method", text(r.method)),
+        ("path", text(r.path)),
+        ("repository", text(r.repository)),
+        ("reference", text(r.reference.unwrap_or(""))),
+        ("tag", text(r.tag().unwrap_or(""))),
+        ("digest", text(r.digest().unwrap_or(""))),
+        ("mount_from", text(r.mount_from.unwrap_or(""))),
+        ("time", Box::new(CelTimestamp::from(time))),
+    ])
+}
+
+fn client_value<'a>(r: &'a Request<'a>) -> Box<dyn Val + 'a> {
+    let c = &r.client;
+    let ip = |ip: Option<IpAddr>| -> Box<dyn Val + 'a> {
+        Box::new(CelString::from(ip.map(|i| i.to_string()).unwrap_or_default()))
+    };
+    let forwarded: Vec<Box<dyn Val + 'a>> = c
+        .forwarded_for
+        .into_iter()
+        .flat_map(|h| h.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(text)
+        .collect();
+    let tls = c.tls.unwrap_or_default();
+    let cert = tls.cert.unwrap_or_default();
+    let sans: Vec<Box<dyn Val + 'a>> = cert.sans.iter().map(|s| text(s.as_str())).collect();
+    map([
+        ("ip", ip(c.ip)),
+        ("peer_ip", ip(c.peer_ip)),
+        ("forwarded_for", Box::new(CelList::from(forwarded))),
+        (
+            "tls",
+            map([
+                ("version", text(tls.version)),
+                (
+                    "cert",
+                    map([
+                        ("subject", text(cert.subject)),
+                        ("sans", Box::new(CelList::from(sans))),
+                        ("fingerprint", text(cert.fingerprint)),
+                    ]),
+                ),
+            ]),
+        ),
+    ])
+}
+
+/// The `principal` variable, built once per principal.
+pub(crate) fn principal_value(p: &Principal) -> Box<dyn Val> {
+    let groups: Vec<Box<dyn Val>> =
+        p.groups().iter().map(|g| Box::new(CelString::from(g.clone())) as Box<dyn Val>).collect();
+    let claims: std::collections::HashMap<CelMapKey<'static>, Box<dyn Val>> = p
+        .claims()
+        .iter()
+        .map(|(k, v)| (CelMapKey::String(CelString::from(k.clone())), json_value(v)))
+        .collect();
+    map([
+        ("name", Box::new(CelString::from(p.name().to_owned())) as Box<dyn Val>),
+        ("groups", Box::new(CelList::from(groups))),
+        ("method", text(p.method().as_str())),
+        ("claims", Box::new(CelMap::from(claims))),
+    ])
+}
+
+fn json_value(v: &serde_json::Value) -> Box<dyn Val> {
+    match v {
+        serde_json::Value::Null => Box::new(CelNull),
+        serde_json::Value::Bool(b) => Box::new(CelBool::from(*b)),
+        serde_json::Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => Box::new(CelInt::from(i)),
+            (None, Some(u), _) => Box::new(CelUInt::from(u)),
+            (_, _, Some(f)) => Box::new(CelDouble::from(f)),
+            _ => Box::new(CelNull),
+        },
+        serde_json::Value::String(s) => Box::new(CelString::from(s.clone())),
+        serde_json::Value::Array(a) => Box::new(CelList::from(a.iter().map(json_value).collect::<Vec<_>>())),
+        serde_json::Value::Object(o) => {
+            let m: std::collections::HashMap<CelMapKey<'static>, Box<dyn Val>> = o
+                .iter()
+                .map(|(k, v)| (CelMapKey::String(CelString::from(k.clone())), json_value(v)))
+                .collect();
+            Box::new(CelMap::from(m))
+        }
+    }
+}
