@@ -45,6 +45,104 @@ pub enum Command {
     /// The bundled OCI registry (distribution-spec v1.1 on a filesystem).
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// Check, evaluate and test authorization policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `ocigate policy ...`
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Compile policy files and print every error with its file, rule and position (exit 1 on error).
+    Check(CheckArgs),
+    /// Decide one request: print allow/deny, the rule, the reason and the message (exit 0 allow, 1 deny,
+    /// 2 usage or policy error).
+    Eval(Box<EvalArgs>),
+    /// Run table tests: one line per case, then `N passed, N failed` (exit 1 if any fails).
+    Test(TestArgs),
+}
+
+/// `ocigate policy check`
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Policy files, or folders of `*.yaml` / `*.yml` files (merged into one policy).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `ocigate policy test`
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Test files (each names its policy files, relative to itself, and lists cases).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// `ocigate policy eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Policy files or folders (repeat the flag, or list several after it).
+    #[arg(long, required = true, num_args = 1.., value_name = "FILE")]
+    pub policy: Vec<PathBuf>,
+    /// The caller's user name.
+    #[arg(long, value_name = "NAME", conflicts_with = "anonymous")]
+    pub user: Option<String>,
+    /// A group of the caller (repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// The caller is anonymous (the default without --user).
+    #[arg(long)]
+    pub anonymous: bool,
+    /// How the caller authenticated.
+    #[arg(long, value_enum, default_value_t = EvalMethod::Basic)]
+    pub method: EvalMethod,
+    /// Token claims, as a JSON object (visible to conditions as `principal.claims`).
+    #[arg(long, value_name = "JSON")]
+    pub claims: Option<String>,
+    /// The client's IP address (`client.ip`).
+    #[arg(long, value_name = "IP")]
+    pub client_ip: Option<std::net::IpAddr>,
+    /// The TCP peer's IP address (`client.peer_ip`; default: the client IP).
+    #[arg(long, value_name = "IP")]
+    pub peer_ip: Option<std::net::IpAddr>,
+    /// A raw X-Forwarded-For value (`client.forwarded_for`).
+    #[arg(long, value_name = "LIST")]
+    pub forwarded_for: Option<String>,
+    /// The action: pull, push, delete, overwrite or catalog.
+    #[arg(long, value_name = "ACTION")]
+    pub action: String,
+    /// The repository (not needed for catalog).
+    #[arg(long, value_name = "REPO")]
+    pub repository: Option<String>,
+    /// A tag or digest.
+    #[arg(long, value_name = "REF")]
+    pub reference: Option<String>,
+    /// The source repository of a cross-repository mount.
+    #[arg(long, value_name = "REPO")]
+    pub mount_from: Option<String>,
+    /// The HTTP method (`request.method`).
+    #[arg(long, value_name = "METHOD", default_value = "")]
+    pub http_method: String,
+    /// The URL path (`request.path`).
+    #[arg(long, value_name = "PATH", default_value = "")]
+    pub path: String,
+    /// When the request happens, RFC 3339 (`request.time`; default: now).
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// Print one JSON object instead of a line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How the evaluated caller authenticated.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EvalMethod {
+    /// HTTP Basic.
+    Basic,
+    /// Bearer token.
+    Bearer,
+    /// TLS client certificate.
+    Mtls,
 }
 
 /// `ocigate registry ...`

@@ -4,7 +4,7 @@ fn main() -> std::process::ExitCode {
     let cli = gateway::cli::Cli::parse();
     gateway::telemetry::init(&cli.log);
     match gateway::run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE

@@ -313,8 +313,15 @@ fn to_u32(v: u64) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
+/// The first line of a YAML error, without its own `error: line L column C:` prefix (the position is
+/// reported separately).
 fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").trim().to_owned()
+    let line = s.lines().next().unwrap_or("").trim();
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    match line.strip_prefix("line ").and_then(|rest| rest.split_once(": ")) {
+        Some((pos, rest)) if pos.contains("column") => rest.to_owned(),
+        _ => line.to_owned(),
+    }
 }
 
 /// `dir/team-a.yaml` -> `team-a`

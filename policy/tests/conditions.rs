@@ -1,5 +1,7 @@
 //! CEL conditions: every variable and helper, load-time checks, run-time errors.
 
+#![allow(clippy::unwrap_used)] // in tests, unwrap is the assertion
+
 use policy::{Action, AuthMethod, Cert, Principal, Reason, Request, Source, Tls};
 
 fn policy_with(when: &str) -> Result<policy::Policy, policy::PolicyErrors> {

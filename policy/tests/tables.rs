@@ -1,5 +1,7 @@
 //! Runs every table in tests/cases/ (the same runner as `ocigate policy test`).
 
+#![allow(clippy::unwrap_used)] // in tests, unwrap is the assertion
+
 use std::path::Path;
 
 use policy::testing::{TestFile, run};

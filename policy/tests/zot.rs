@@ -1,6 +1,8 @@
 //! zot compatibility: the example of zot's documentation, decided exactly as zot's authz.go decides it
 //! (read = pull, create = push, update = overwrite, delete = delete).
 
+#![allow(clippy::unwrap_used)] // in tests, unwrap is the assertion
+
 use policy::{Action, AuthMethod, Principal, Request, Source};
 
 fn zot_policy() -> policy::Policy {
