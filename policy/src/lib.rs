@@ -39,7 +39,9 @@
 //! include the principal, one of its repository globs matches, its actions include the request's, its
 //! tag globs (if any) cover the request's tag, and its condition (if any) is true. A grant limited to tags
 //! still covers requests that name no tag (blob uploads, pulls by digest); a deny limited to tags only
-//! speaks about requests naming one of them.
+//! speaks about requests naming one of them. Catalog requests name no repository: a rule whose actions
+//! include `catalog` applies to them whatever its repositories (the listing itself is then filtered by
+//! pull, see [`Policy::filter_repositories`]).
 #![deny(missing_docs)]
 
 mod action;
@@ -61,3 +63,15 @@ pub use decision::{Decision, Reason};
 pub use error::{PolicyError, PolicyErrors};
 pub use principal::{AuthMethod, Principal};
 pub use request::{Cert, Client, Request, Tls};
+
+#[cfg(test)]
+mod tests {
+    fn shared<T: Send + Sync>() {}
+
+    #[test]
+    fn policy_and_principal_can_be_shared_between_threads() {
+        shared::<crate::Policy>();
+        shared::<crate::Principal>();
+        shared::<crate::Decision>();
+    }
+}

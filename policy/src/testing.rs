@@ -13,8 +13,9 @@
 //!     request: { action: pull, repository: team-a/api }
 //!     expect: { decision: deny, reason: no_matching_grant }
 //! ```
-//! `expect` may also give `message`. Aliases: `user`/`sub` for `name`, `repo` for `repository`,
-//! `result` for `decision`.
+//! `expect` may also give `message`, or be just `allow` or `deny`. Aliases: `user`/`sub` for `name`,
+//! `repo` for `repository`, `ref`/`tag` for `reference`, `result` for `decision`, `allowed: true|false`
+//! for `decision`.
 
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -161,6 +162,7 @@ pub struct RequestSpec {
     #[serde(default, alias = "repo")]
     pub repository: String,
     /// Tag or digest.
+    #[serde(alias = "ref", alias = "tag")]
     pub reference: Option<String>,
     /// HTTP method.
     #[serde(default)]
@@ -174,12 +176,11 @@ pub struct RequestSpec {
     pub time: Option<String>,
 }
 
-/// What a case expects.
+/// What a case expects: `allow` or `deny` alone, or the decision with the rule, reason or message.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "ExpectSpec")]
 pub struct Expect {
     /// `allow` or `deny`.
-    #[serde(alias = "result")]
     pub decision: String,
     /// The deciding rule's id.
     pub rule: Option<String>,
@@ -187,6 +188,42 @@ pub struct Expect {
     pub reason: Option<String>,
     /// The message.
     pub message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ExpectSpec {
+    Short(String),
+    Full(ExpectFull),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpectFull {
+    #[serde(alias = "result")]
+    decision: Option<String>,
+    allowed: Option<bool>,
+    rule: Option<String>,
+    reason: Option<String>,
+    message: Option<String>,
+}
+
+impl From<ExpectSpec> for Expect {
+    fn from(s: ExpectSpec) -> Expect {
+        match s {
+            ExpectSpec::Short(decision) => Expect { decision, rule: None, reason: None, message: None },
+            ExpectSpec::Full(f) => Expect {
+                decision: f.decision.unwrap_or_else(|| match f.allowed {
+                    Some(true) => "allow".into(),
+                    Some(false) => "deny".into(),
+                    None => "(missing: give decision: allow or deny)".into(),
+                }),
+                rule: f.rule,
+                reason: f.reason,
+                message: f.message,
+            },
+        }
+    }
 }
 
 /// Parses an RFC 3339 time.
