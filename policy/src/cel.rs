@@ -19,7 +19,7 @@
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use cel::common::ast::{Expr, IdedExpr};
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
 use cel::common::types::CelDouble;
 use cel::common::types::{
     CelBool, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp, CelUInt,
@@ -326,20 +326,8 @@ impl Walk<'_> {
                 call.args.iter().try_for_each(|a| self.expr(a, weight))
             }
             Expr::List(list) => list.elements.iter().try_for_each(|x| self.expr(x, weight)),
-            Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
-                cel::common::ast::EntryExpr::MapEntry(m) => {
-                    self.expr(&m.key, weight)?;
-                    self.expr(&m.value, weight)
-                }
-                cel::common::ast::EntryExpr::StructField(f) => self.expr(&f.value, weight),
-            }),
-            Expr::Struct(s) => s.entries.iter().try_for_each(|entry| match &entry.expr {
-                cel::common::ast::EntryExpr::MapEntry(m) => {
-                    self.expr(&m.key, weight)?;
-                    self.expr(&m.value, weight)
-                }
-                cel::common::ast::EntryExpr::StructField(f) => self.expr(&f.value, weight),
-            }),
+            Expr::Map(map) => self.entries(&map.entries, weight),
+            Expr::Struct(s) => self.entries(&s.entries, weight),
             Expr::Comprehension(c) => {
                 if self.depth >= 1 {
                     return Err(self.error(
@@ -365,6 +353,16 @@ impl Walk<'_> {
                 r
             }
         }
+    }
+
+    fn entries(&mut self, entries: &[IdedEntryExpr], weight: u64) -> Result<(), ConditionError> {
+        entries.iter().try_for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(m) => {
+                self.expr(&m.key, weight)?;
+                self.expr(&m.value, weight)
+            }
+            EntryExpr::StructField(f) => self.expr(&f.value, weight),
+        })
     }
 
     /// An identifier, possibly followed by field selections.

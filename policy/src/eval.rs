@@ -46,6 +46,12 @@ fn check<'a>(
     }
 }
 
+fn condition_error(rule: &Rule, error: String) -> Decision {
+    let mut d = Decision::deny(Reason::ConditionError, Some(rule.id.clone()), rule.message.clone());
+    d.error = Some(error);
+    d
+}
+
 /// Fills `scratch` with the indices of the rules whose repository globs match, in id order, each once.
 /// (For the catalog: every rule that speaks about the catalog.)
 fn candidates(
@@ -91,12 +97,7 @@ impl Policy {
                     return Decision::deny(Reason::DeniedByRule, Some(rule.id.clone()), rule.message.clone());
                 }
                 Outcome::False => {}
-                Outcome::Error(e) => {
-                    let mut d =
-                        Decision::deny(Reason::ConditionError, Some(rule.id.clone()), rule.message.clone());
-                    d.error = Some(e);
-                    return d;
-                }
+                Outcome::Error(e) => return condition_error(rule, e),
             }
         }
         let mut unmet: Option<&Rule> = None;
@@ -123,9 +124,7 @@ impl Policy {
             return Decision::allow(id.clone());
         }
         if let Some((rule, e)) = failed {
-            let mut d = Decision::deny(Reason::ConditionError, Some(rule.id.clone()), rule.message.clone());
-            d.error = Some(e);
-            return d;
+            return condition_error(rule, e);
         }
         if let Some(rule) = unmet {
             return Decision::deny(Reason::ConditionFalse, Some(rule.id.clone()), rule.message.clone());
