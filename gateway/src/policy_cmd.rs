@@ -59,6 +59,9 @@ fn try_eval(args: &EvalArgs) -> Result<bool, String> {
         EvalMethod::Bearer => "bearer",
         EvalMethod::Mtls => "mtls",
     };
+    if !args.groups.is_empty() && args.user.as_deref().unwrap_or("").is_empty() {
+        return Err("--group needs --user (an anonymous caller has no groups)".into());
+    }
     let principal = PrincipalSpec {
         name: args.user.clone().filter(|_| !args.anonymous),
         groups: args.groups.clone(),

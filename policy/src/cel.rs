@@ -8,18 +8,22 @@
 //! | `client` | `ip`, `peer_ip` (strings), `forwarded_for` (list of strings, raw and untrusted), `tls` { `version`, `cert` { `subject`, `sans` (list), `fingerprint` } } |
 //! | `principal` | `name`, `groups` (list), `method` (`anonymous`, `basic`, `bearer`, `mtls`), `claims` (map, may be empty) |
 //!
-//! Functions: the CEL standard library, the strings extension (`split`, `substring`, `lowerAscii`,
-//! `replace`, ...), `ip_in(ip, cidr)` and `glob(pattern, s)` (the repository glob syntax).
+//! Functions: the CEL standard library (`size`, `contains`, `startsWith`, `endsWith`, `matches`, `in`,
+//! `all`, `exists`, `map`, `filter`, timestamps...), `ip_in(ip, cidr)` and `glob(pattern, s)` (the repository
+//! glob syntax). The strings extension is left out on purpose: `replace`, `split` and `join` can grow a
+//! string exponentially within a few hundred bytes of expression.
 //!
-//! At load time every identifier and field path is checked against that schema (anything goes under
-//! `principal.claims`), every function must exist, and the expression's cost is bounded: nested
-//! comprehensions are refused and the estimated cost (nodes, times 1,000 for each comprehension they are
-//! inside) must stay under [`MAX_COST`], so no condition can stall the proxy.
+//! At load time every identifier and field path (also `x["f"]` and `x.?f`) is checked against that schema
+//! (anything goes under `principal.claims`), every function must exist, literal `glob`, `ip_in` and
+//! `matches` arguments must be valid, and the expression's cost is bounded: at most [`MAX_DEPTH`] levels
+//! deep, no nested comprehension, and an estimated cost (each node, times 1,000 inside a comprehension or
+//! for an `in` over a list) under [`MAX_COST`]. Lists that clients control are capped
+//! (`client.forwarded_for` keeps its first [`MAX_FORWARDED`] entries), so no condition can stall the proxy.
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr};
+use cel::common::ast::{EntryExpr, Expr, IdedEntryExpr, IdedExpr, LiteralValue};
 use cel::common::types::CelDouble;
 use cel::common::types::{
     CelBool, CelInt, CelList, CelMap, CelMapKey, CelNull, CelString, CelTimestamp, CelUInt,
@@ -42,11 +46,9 @@ const LIST_SIZE: u64 = 1_000;
 pub(crate) fn env() -> &'static Arc<Env> {
     static ENV: OnceLock<Arc<Env>> = OnceLock::new();
     ENV.get_or_init(|| {
+        // The standard library only: the strings extension's replace/split/join can grow a string
+        // exponentially in a short expression, which no estimate of the expression's cost bounds.
         let mut env = Env::stdlib();
-        // The strings extension (split, substring, lowerAscii, replace, ...) and our two functions, on a
-        // fresh standard environment: none of that can conflict.
-        env.add_extension(cel::extensions::strings)
-            .expect("the strings extension registers on the standard environment");
         cel::add_overload!(env, fn ip_in: (CelString, CelString) -> Result<CelBool>, name = "ip_in")
             .expect("ip_in registers on the standard environment");
         cel::add_overload!(env, fn glob: (CelString, CelString) -> Result<CelBool>, name = "glob")
@@ -114,7 +116,8 @@ fn masked(bits: u128, width: u32, prefix: u8) -> u128 {
     if prefix == 0 { 0 } else { bits >> (width - prefix) }
 }
 
-/// Compiled `glob()` patterns, shared by every condition.
+/// Compiled `glob()` patterns, shared by every condition: those written as literals (compiled when a policy
+/// loads, kept) and those computed at run time (bounded, forgotten when full).
 mod glob_cache {
     use std::collections::HashMap;
 
@@ -122,21 +125,36 @@ mod glob_cache {
 
     const MAX: usize = 1024;
 
-    fn cache() -> &'static RwLock<HashMap<String, globset::GlobMatcher>> {
-        static CACHE: std::sync::OnceLock<RwLock<HashMap<String, globset::GlobMatcher>>> =
-            std::sync::OnceLock::new();
-        CACHE.get_or_init(Default::default)
+    type Map = RwLock<HashMap<String, globset::GlobMatcher>>;
+
+    fn pinned() -> &'static Map {
+        static PINNED: std::sync::OnceLock<Map> = std::sync::OnceLock::new();
+        PINNED.get_or_init(Default::default)
+    }
+
+    fn dynamic() -> &'static Map {
+        static DYNAMIC: std::sync::OnceLock<Map> = std::sync::OnceLock::new();
+        DYNAMIC.get_or_init(Default::default)
+    }
+
+    /// Keeps a literal pattern compiled for good.
+    pub(super) fn pin(pattern: &str, matcher: globset::GlobMatcher) {
+        if let Ok(mut map) = pinned().write() {
+            map.entry(pattern.to_owned()).or_insert(matcher);
+        }
     }
 
     pub(super) fn is_match(pattern: &str, s: &str) -> Result<bool, String> {
-        if let Ok(map) = cache().read()
-            && let Some(m) = map.get(pattern)
-        {
-            return Ok(m.is_match(s));
+        for cache in [pinned(), dynamic()] {
+            if let Ok(map) = cache.read()
+                && let Some(m) = map.get(pattern)
+            {
+                return Ok(m.is_match(s));
+            }
         }
         let matcher = crate::glob::compile(pattern).map_err(|e| e.to_string())?.compile_matcher();
         let hit = matcher.is_match(s);
-        if let Ok(mut map) = cache().write() {
+        if let Ok(mut map) = dynamic().write() {
             if map.len() >= MAX {
                 map.clear();
             }
@@ -182,7 +200,35 @@ impl Condition {
                 message: format!("condition is longer than {MAX_LENGTH} bytes"),
             });
         }
-        let program = env().compile(text).map_err(|errors| {
+        if let Some((offset, depth)) = bracket_depth(text).filter(|(_, d)| *d > MAX_BRACKETS) {
+            let (line, column) = position(text, offset);
+            return Err(ConditionError {
+                line,
+                column,
+                message: format!("condition nests brackets {depth} deep (at most {MAX_BRACKETS})"),
+            });
+        }
+        // CEL's parser recurses deeply (several times more in debug builds): parse on a thread with room
+        // for it, so no policy text can overflow the caller's stack.
+        let parsed = std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("cel-compile".into())
+                .stack_size(PARSE_STACK)
+                .spawn_scoped(scope, || env().compile(text))
+                .map(|handle| handle.join())
+        });
+        let parsed = match parsed {
+            Ok(Ok(result)) => result,
+            // No thread (resources exhausted) or a panic inside the parser: refuse the condition.
+            _ => {
+                return Err(ConditionError {
+                    line: 1,
+                    column: 1,
+                    message: "the condition could not be parsed".into(),
+                });
+            }
+        };
+        let program = parsed.map_err(|errors| {
             let first = errors.errors.first();
             let (line, column) = first.map_or((1, 1), |e| (to_u32(e.pos.0), to_u32(e.pos.1) + 1));
             let msg = first.map_or_else(|| "syntax error".to_owned(), |e| e.msg.clone());
@@ -195,7 +241,7 @@ impl Condition {
         })?;
         let mut walk =
             Walk { program: &program, text, scope: Vec::new(), depth: 0, cost: 0, uses: Uses::default() };
-        walk.expr(program.expression(), 1)?;
+        walk.expr(program.expression(), 1, 1)?;
         if walk.cost > MAX_COST {
             return Err(ConditionError {
                 line: 1,
@@ -289,6 +335,122 @@ struct Walk<'p> {
     uses: Uses,
 }
 
+/// Deepest accepted bracket nesting, checked before parsing.
+pub const MAX_BRACKETS: usize = 16;
+/// Stack for the parser's thread.
+const PARSE_STACK: usize = 64 << 20;
+
+/// The deepest `(`, `[` or `{` nesting outside string literals, and where it is first reached.
+fn bracket_depth(text: &str) -> Option<(usize, usize)> {
+    let (mut depth, mut deepest, mut at) = (0usize, 0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in text.chars().enumerate() {
+        if let Some(q) = quote {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                _ if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > deepest {
+                    deepest = depth;
+                    at = i;
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (deepest > 0).then_some((at, deepest))
+}
+
+/// Deepest accepted expression tree (evaluation recurses once per level).
+pub const MAX_DEPTH: u32 = 64;
+/// Entries of `X-Forwarded-For` visible to conditions.
+pub const MAX_FORWARDED: usize = 64;
+
+/// CEL's operators, as the parser names them (`cel::common::ast::operators`).
+const OPERATORS: &[&str] = &[
+    "_?_:_",
+    "_&&_",
+    "_||_",
+    "!_",
+    "_-_",
+    "_+_",
+    "_*_",
+    "_/_",
+    "_%_",
+    "_==_",
+    "_!=_",
+    "_>=_",
+    "_<=_",
+    "_>_",
+    "_<_",
+    "-_",
+    "_[_]",
+    "_[?_]",
+    "_?._",
+    "@not_strictly_false",
+    "@in",
+];
+
+/// Type names, usable as identifiers (`type(x) == string`).
+const TYPE_NAMES: &[&str] = &[
+    "int",
+    "uint",
+    "double",
+    "bool",
+    "string",
+    "bytes",
+    "list",
+    "map",
+    "null_type",
+    "type",
+    "timestamp",
+    "duration",
+    "dyn",
+];
+
+/// `a.b`, `a["b"]`, `a[?"b"]`, `a.?b` chains with literal keys: the base expression and the fields.
+fn field_path(e: &IdedExpr) -> (&IdedExpr, Vec<&str>) {
+    let mut fields = Vec::new();
+    let mut cur = e;
+    loop {
+        match &cur.expr {
+            Expr::Select(sel) => {
+                fields.push(sel.field.as_str());
+                cur = &sel.operand;
+            }
+            Expr::Call(c) if is_index(&c.func_name) && c.target.is_none() && c.args.len() == 2 => {
+                let Some(key) = literal_string(&c.args[1]) else { break };
+                fields.push(key);
+                cur = &c.args[0];
+            }
+            _ => break,
+        }
+    }
+    fields.reverse();
+    (cur, fields)
+}
+
+fn is_index(name: &str) -> bool {
+    matches!(name, "_[_]" | "_[?_]" | "_?._")
+}
+
+fn literal_string(e: &IdedExpr) -> Option<&str> {
+    match &e.expr {
+        Expr::Literal(LiteralValue::String(s)) => Some(s.inner()),
+        _ => None,
+    }
+}
+
 impl Walk<'_> {
     fn error(&self, id: u64, message: String) -> ConditionError {
         let start = self.program.source_info().offset_for(id).map_or(0, |(start, _)| start as usize);
@@ -296,38 +458,46 @@ impl Walk<'_> {
         ConditionError { line, column, message }
     }
 
-    fn expr(&mut self, e: &IdedExpr, weight: u64) -> Result<(), ConditionError> {
+    fn expr(&mut self, e: &IdedExpr, weight: u64, level: u32) -> Result<(), ConditionError> {
+        if level > MAX_DEPTH {
+            return Err(self.error(e.id, format!("condition is nested more than {MAX_DEPTH} levels deep")));
+        }
         self.cost = self.cost.saturating_add(weight);
+        let next = level + 1;
         match &e.expr {
             Expr::Unspecified | Expr::Literal(_) => Ok(()),
             Expr::Ident(name) => self.ident(e.id, name, &[]),
-            Expr::Select(_) => {
-                // Collect `a.b.c` down to its base.
-                let mut fields = Vec::new();
-                let mut cur = e;
-                while let Expr::Select(sel) = &cur.expr {
-                    fields.push(sel.field.as_str());
-                    cur = &sel.operand;
-                }
-                fields.reverse();
-                match &cur.expr {
-                    Expr::Ident(name) => self.ident(cur.id, name, &fields),
-                    _ => self.expr(cur, weight),
-                }
+            Expr::Select(_) => self.path(e, weight, next),
+            Expr::Call(call) if is_index(&call.func_name) && field_path(e).1.len() > 0 => {
+                self.path(e, weight, next)
             }
             Expr::Call(call) => {
                 let name = call.func_name.as_str();
-                if !is_operator(name) && !is_function(name) {
+                if !OPERATORS.contains(&name) && !is_function(name) {
                     return Err(self.error(e.id, format!("unknown function `{name}`")));
                 }
-                if let Some(t) = &call.target {
-                    self.expr(t, weight)?;
+                if matches!(name, "_[?_]" | "_?._")
+                    && let Some(base) = call.args.first()
+                    && !self.is_free(base)
+                {
+                    // A computed optional key on request/client/principal could hide a typo forever.
+                    return Err(
+                        self.error(e.id, "an optional field access needs a literal field name".into())
+                    );
                 }
-                call.args.iter().try_for_each(|a| self.expr(a, weight))
+                self.literal_arguments(e.id, name, call.target.as_deref(), &call.args)?;
+                // `x in list` walks the list.
+                if name == "@in" {
+                    self.cost = self.cost.saturating_add(weight.saturating_mul(LIST_SIZE));
+                }
+                if let Some(t) = &call.target {
+                    self.expr(t, weight, next)?;
+                }
+                call.args.iter().try_for_each(|a| self.expr(a, weight, next))
             }
-            Expr::List(list) => list.elements.iter().try_for_each(|x| self.expr(x, weight)),
-            Expr::Map(map) => self.entries(&map.entries, weight),
-            Expr::Struct(s) => self.entries(&s.entries, weight),
+            Expr::List(list) => list.elements.iter().try_for_each(|x| self.expr(x, weight, next)),
+            Expr::Map(map) => self.entries(&map.entries, weight, next),
+            Expr::Struct(s) => self.entries(&s.entries, weight, next),
             Expr::Comprehension(c) => {
                 if self.depth >= 1 {
                     return Err(self.error(
@@ -337,17 +507,17 @@ impl Walk<'_> {
                             .into(),
                     ));
                 }
-                self.expr(&c.iter_range, weight)?;
-                self.expr(&c.accu_init, weight)?;
+                self.expr(&c.iter_range, weight, next)?;
+                self.expr(&c.accu_init, weight, next)?;
                 self.depth += 1;
                 let pushed = [Some(&c.iter_var), c.iter_var2.as_ref(), Some(&c.accu_var)];
                 let n = self.scope.len();
                 self.scope.extend(pushed.into_iter().flatten().cloned());
                 let inner = weight.saturating_mul(LIST_SIZE);
                 let r = self
-                    .expr(&c.loop_cond, inner)
-                    .and_then(|()| self.expr(&c.loop_step, inner))
-                    .and_then(|()| self.expr(&c.result, weight));
+                    .expr(&c.loop_cond, inner, next)
+                    .and_then(|()| self.expr(&c.loop_step, inner, next))
+                    .and_then(|()| self.expr(&c.result, weight, next));
                 self.scope.truncate(n);
                 self.depth -= 1;
                 r
@@ -355,19 +525,88 @@ impl Walk<'_> {
         }
     }
 
-    fn entries(&mut self, entries: &[IdedEntryExpr], weight: u64) -> Result<(), ConditionError> {
+    /// Is `e` inside `principal.claims` (where any key may exist) or not a variable at all?
+    fn is_free(&self, e: &IdedExpr) -> bool {
+        let (base, fields) = field_path(e);
+        let Expr::Ident(name) = &base.expr else { return true };
+        if self.scope.iter().any(|v| v == name) {
+            return true;
+        }
+        let Some((_, root)) = ROOTS.iter().find(|(n, _)| n == name) else { return true };
+        let mut field = root;
+        for f in fields {
+            match field {
+                Field::Free => return true,
+                Field::Leaf => return false,
+                Field::Object(children) => match children.iter().find(|(n, _)| *n == f) {
+                    Some((_, child)) => field = child,
+                    None => return false,
+                },
+            }
+        }
+        matches!(field, Field::Free)
+    }
+
+    /// A field path (`request.tag`, `principal.claims["k"]`): checked against the schema when it starts at a
+    /// variable, else its base is walked.
+    fn path(&mut self, e: &IdedExpr, weight: u64, level: u32) -> Result<(), ConditionError> {
+        let (base, fields) = field_path(e);
+        match &base.expr {
+            Expr::Ident(name) => self.ident(base.id, name, &fields),
+            _ => self.expr(base, weight, level),
+        }
+    }
+
+    /// Arguments written as literals are checked now rather than failing on every request.
+    fn literal_arguments(
+        &self,
+        id: u64,
+        name: &str,
+        target: Option<&IdedExpr>,
+        args: &[IdedExpr],
+    ) -> Result<(), ConditionError> {
+        match (name, target) {
+            ("glob", None) => {
+                if let Some(pattern) = args.first().and_then(literal_string) {
+                    let m = crate::glob::compile(pattern)
+                        .map_err(|e| self.error(id, format!("bad glob {pattern:?}: {}", e.kind())))?
+                        .compile_matcher();
+                    glob_cache::pin(pattern, m);
+                }
+            }
+            ("ip_in", None) => {
+                if let Some(cidr) = args.get(1).and_then(literal_string)
+                    && Cidr::parse(cidr).is_none()
+                {
+                    return Err(self.error(id, format!("not a CIDR (like 10.0.0.0/8): {cidr:?}")));
+                }
+            }
+            ("matches", _) => {
+                let pattern = if target.is_some() { args.first() } else { args.get(1) };
+                if let Some(p) = pattern.and_then(literal_string)
+                    && let Err(e) = regex::Regex::new(p)
+                {
+                    return Err(self.error(id, format!("bad regular expression {p:?}: {e}")));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn entries(&mut self, entries: &[IdedEntryExpr], weight: u64, level: u32) -> Result<(), ConditionError> {
         entries.iter().try_for_each(|entry| match &entry.expr {
             EntryExpr::MapEntry(m) => {
-                self.expr(&m.key, weight)?;
-                self.expr(&m.value, weight)
+                self.expr(&m.key, weight, level)?;
+                self.expr(&m.value, weight, level)
             }
-            EntryExpr::StructField(f) => self.expr(&f.value, weight),
+            EntryExpr::StructField(f) => self.expr(&f.value, weight, level),
         })
     }
 
     /// An identifier, possibly followed by field selections.
     fn ident(&mut self, id: u64, name: &str, fields: &[&str]) -> Result<(), ConditionError> {
-        if self.scope.iter().any(|v| v == name) {
+        if self.scope.iter().any(|v| v == name) || (fields.is_empty() && TYPE_NAMES.contains(&name)) {
             return Ok(());
         }
         let Some((_, root)) = ROOTS.iter().find(|(n, _)| *n == name) else {
@@ -408,11 +647,6 @@ impl Walk<'_> {
         }
         Ok(())
     }
-}
-
-/// Operators and other internal calls (`_==_`, `@in`, `!_`, ...).
-fn is_operator(name: &str) -> bool {
-    name.starts_with(['_', '@', '!', '-'])
 }
 
 /// Does the environment declare `name`? (A context refuses a function that the environment already
@@ -459,7 +693,13 @@ fn text<'v>(s: &'v str) -> Box<dyn Val + 'v> {
 }
 
 fn request_value<'a>(r: &'a Request<'a>) -> Box<dyn Val + 'a> {
-    let time = chrono::DateTime::<chrono::Utc>::from(r.time).fixed_offset();
+    // A time chrono cannot represent becomes null: conditions reading it then fail (and deny).
+    let time: Box<dyn Val + 'a> = r
+        .time
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| chrono::DateTime::from_timestamp(i64::try_from(d.as_secs()).ok()?, d.subsec_nanos()))
+        .map_or(Box::new(CelNull), |t| Box::new(CelTimestamp::from(t.fixed_offset())));
     map([
         ("action", text(r.action.as_str())),
         ("method", text(r.method)),
@@ -469,7 +709,7 @@ fn request_value<'a>(r: &'a Request<'a>) -> Box<dyn Val + 'a> {
         ("tag", text(r.tag().unwrap_or(""))),
         ("digest", text(r.digest().unwrap_or(""))),
         ("mount_from", text(r.mount_from.unwrap_or(""))),
-        ("time", Box::new(CelTimestamp::from(time))),
+        ("time", time),
     ])
 }
 
@@ -484,6 +724,7 @@ fn client_value<'a>(r: &'a Request<'a>) -> Box<dyn Val + 'a> {
         .flat_map(|h| h.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
+        .take(MAX_FORWARDED)
         .map(text)
         .collect();
     let tls = c.tls.unwrap_or_default();

@@ -61,19 +61,32 @@ impl Rule {
             || self.groups.iter().any(|g| p.in_group(g))
     }
 
-    /// A grant limited to some tags still covers requests that name no tag (blobs, digests).
-    pub(crate) fn grant_covers_tag(&self, tag: Option<&str>) -> bool {
+    /// Is the rule limited to some tags?
+    pub(crate) fn has_tags(&self) -> bool {
+        self.tags.is_some()
+    }
+
+    /// Does the rule name repositories (rather than speak only about the catalog)?
+    pub(crate) fn names_repositories(&self) -> bool {
+        !self.patterns.is_empty()
+    }
+
+    /// A grant limited to some tags still covers requests that name no tag (blob uploads, pulls and pushes
+    /// by digest), except deletes: deleting by digest can remove a manifest behind any tag.
+    pub(crate) fn grant_covers_tag(&self, action: Action, tag: Option<&str>) -> bool {
         match (&self.tags, tag) {
-            (None, _) | (Some(_), None) => true,
+            (None, _) => true,
+            (Some(_), None) => action != Action::Delete,
             (Some(globs), Some(t)) => globs.is_match(t),
         }
     }
 
-    /// A deny limited to some tags only speaks about requests naming one of them.
-    pub(crate) fn deny_covers_tag(&self, tag: Option<&str>) -> bool {
+    /// A deny limited to some tags speaks about requests naming one of them, and (failing closed) about
+    /// deletes that name no tag, since deleting by digest can remove a manifest behind those tags.
+    pub(crate) fn deny_covers_tag(&self, action: Action, tag: Option<&str>) -> bool {
         match (&self.tags, tag) {
             (None, _) => true,
-            (Some(_), None) => false,
+            (Some(_), None) => action == Action::Delete,
             (Some(globs), Some(t)) => globs.is_match(t),
         }
     }
@@ -138,7 +151,7 @@ pub fn compile(sources: &[Source<'_>]) -> Result<Policy, PolicyErrors> {
         for (kind, specs, out) in [("grants", &doc.grants, &mut grants), ("denies", &doc.denies, &mut denies)]
         {
             for (i, spec) in specs.iter().enumerate() {
-                let id = spec.value.id.clone().unwrap_or_else(|| format!("{}:{kind}[{i}]", stem(file)));
+                let id = spec.value.id.clone().unwrap_or_else(|| format!("{file}:{kind}[{i}]"));
                 let line = to_u32(spec.referenced.line());
                 let column = to_u32(spec.referenced.column());
                 if let Some(first) = ids.insert(id.clone(), (*file).to_owned()) {
@@ -214,6 +227,9 @@ fn compile_rule(
             0,
             "names no subject: add users, groups, `anonymous: true` or `authenticated: true`".into(),
         ));
+    }
+    if s.users.iter().chain(&s.groups).any(String::is_empty) {
+        problems.push((0, 0, "an empty user or group name matches nobody: remove it".into()));
     }
     let mut actions = match ActionSet::parse(s.actions.iter().map(String::as_str)) {
         Ok(a) => a,
@@ -322,10 +338,4 @@ fn first_line(s: &str) -> String {
         Some((pos, rest)) if pos.contains("column") => rest.to_owned(),
         _ => line.to_owned(),
     }
-}
-
-/// `dir/team-a.yaml` -> `team-a`
-fn stem(file: &str) -> &str {
-    let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
-    name.rsplit_once('.').map_or(name, |(s, _)| s)
 }

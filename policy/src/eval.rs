@@ -52,18 +52,29 @@ fn condition_error(rule: &Rule, error: String) -> Decision {
     d
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Grant,
+    Deny,
+}
+
 /// Fills `scratch` with the indices of the rules whose repository globs match, in id order, each once.
-/// (For the catalog: every rule that speaks about the catalog.)
+/// For the catalog: the grants that include it, and the denies that include it without naming
+/// repositories (a deny on some repositories hides them from the listing; it does not close the catalog).
 fn candidates(
     rules: &[Rule],
     index: &globset::GlobSet,
     owner: &[usize],
+    kind: Kind,
     r: &Request<'_>,
     scratch: &mut Vec<usize>,
 ) {
     if r.action == Action::Catalog {
         scratch.clear();
-        scratch.extend((0..rules.len()).filter(|&i| rules[i].actions.contains(Action::Catalog)));
+        scratch.extend((0..rules.len()).filter(|&i| {
+            let rule = &rules[i];
+            rule.actions.contains(Action::Catalog) && (kind == Kind::Grant || !rule.names_repositories())
+        }));
     } else {
         index.matches_into(r.repository, scratch);
         for m in scratch.iter_mut() {
@@ -86,10 +97,11 @@ impl Policy {
         }
         let tag = r.tag();
         let mut activation = None;
-        candidates(&self.denies, &self.deny_index, &self.deny_owner, r, scratch);
+        candidates(&self.denies, &self.deny_index, &self.deny_owner, Kind::Deny, r, scratch);
         for &i in scratch.iter() {
             let rule = &self.denies[i];
-            if !rule.actions.contains(r.action) || !rule.applies_to(p) || !rule.deny_covers_tag(tag) {
+            if !rule.actions.contains(r.action) || !rule.applies_to(p) || !rule.deny_covers_tag(r.action, tag)
+            {
                 continue;
             }
             match check(rule, &mut activation, p, r) {
@@ -102,10 +114,13 @@ impl Policy {
         }
         let mut unmet: Option<&Rule> = None;
         let mut failed: Option<(&Rule, String)> = None;
-        candidates(&self.grants, &self.grant_index, &self.grant_owner, r, scratch);
+        candidates(&self.grants, &self.grant_index, &self.grant_owner, Kind::Grant, r, scratch);
         for &i in scratch.iter() {
             let rule = &self.grants[i];
-            if !rule.actions.contains(r.action) || !rule.applies_to(p) || !rule.grant_covers_tag(tag) {
+            if !rule.actions.contains(r.action)
+                || !rule.applies_to(p)
+                || !rule.grant_covers_tag(r.action, tag)
+            {
                 continue;
             }
             match check(rule, &mut activation, p, r) {
@@ -161,22 +176,18 @@ impl Policy {
         }
         let mut activation = None;
         let known = |rule: &Rule| rule.condition.as_ref().is_none_or(|c| !c.uses().per_request);
-        candidates(&self.denies, &self.deny_index, &self.deny_owner, r, scratch);
+        candidates(&self.denies, &self.deny_index, &self.deny_owner, Kind::Deny, r, scratch);
         for &i in scratch.iter() {
             let rule = &self.denies[i];
             // A deny limited to tags leaves the rest of the repository open.
-            if rule.actions.contains(r.action)
-                && rule.applies_to(p)
-                && rule.deny_covers_tag(None)
-                && known(rule)
-            {
+            if rule.actions.contains(r.action) && rule.applies_to(p) && !rule.has_tags() && known(rule) {
                 match check(rule, &mut activation, p, r) {
                     Outcome::True | Outcome::Error(_) => return false,
                     Outcome::False => {}
                 }
             }
         }
-        candidates(&self.grants, &self.grant_index, &self.grant_owner, r, scratch);
+        candidates(&self.grants, &self.grant_index, &self.grant_owner, Kind::Grant, r, scratch);
         for &i in scratch.iter() {
             let rule = &self.grants[i];
             if !rule.actions.contains(r.action) || !rule.applies_to(p) {
@@ -248,7 +259,7 @@ impl Policy {
         let tag = r.tag();
         let mut activation = None;
         for rule in &view.denies {
-            if rule.covers_repository(Action::Pull, r.repository) && rule.deny_covers_tag(tag) {
+            if rule.covers_repository(Action::Pull, r.repository) && rule.deny_covers_tag(Action::Pull, tag) {
                 match check(rule, &mut activation, p, r) {
                     Outcome::True | Outcome::Error(_) => return false,
                     Outcome::False => {}
@@ -257,7 +268,7 @@ impl Policy {
         }
         for rule in &view.grants {
             if rule.covers_repository(Action::Pull, r.repository)
-                && rule.grant_covers_tag(tag)
+                && rule.grant_covers_tag(Action::Pull, tag)
                 && matches!(check(rule, &mut activation, p, r), Outcome::True)
             {
                 return true;

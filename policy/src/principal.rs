@@ -53,18 +53,28 @@ impl Principal {
         Principal::new("", Vec::new(), AuthMethod::Anonymous)
     }
 
-    /// A caller with a name and groups. An empty name or [`AuthMethod::Anonymous`] is anonymous.
+    /// A caller with a name and groups. An empty name or [`AuthMethod::Anonymous`] is anonymous, and an
+    /// anonymous caller has no name, groups or claims.
     pub fn new(name: impl Into<String>, groups: Vec<String>, method: AuthMethod) -> Principal {
         let name = name.into();
-        let method = if name.is_empty() { AuthMethod::Anonymous } else { method };
-        let name = if method == AuthMethod::Anonymous { String::new() } else { name };
+        if name.is_empty() || method == AuthMethod::Anonymous {
+            return Principal {
+                name: String::new(),
+                groups: Vec::new(),
+                method: AuthMethod::Anonymous,
+                claims: serde_json::Map::new(),
+                cel: OnceLock::new(),
+            };
+        }
         Principal { name, groups, method, claims: serde_json::Map::new(), cel: OnceLock::new() }
     }
 
-    /// Attaches token claims (visible to conditions as `principal.claims`).
+    /// Attaches token claims (visible to conditions as `principal.claims`); ignored for the anonymous caller.
     pub fn with_claims(mut self, claims: serde_json::Map<String, serde_json::Value>) -> Principal {
-        self.claims = claims;
-        self.cel = OnceLock::new();
+        if !self.is_anonymous() {
+            self.claims = claims;
+            self.cel = OnceLock::new();
+        }
         self
     }
 

@@ -49,7 +49,7 @@ pub struct PolicyFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
-    /// Shown in logs and decisions; defaults to `<file>:grants[i]`.
+    /// Shown in logs and decisions; defaults to `<file>:grants[<i>]` or `<file>:denies[<i>]`.
     pub id: Option<String>,
     /// User names it applies to.
     #[serde(default)]
@@ -123,7 +123,8 @@ pub struct ZotPolicySpec {
     /// Group names.
     #[serde(default)]
     pub groups: Vec<String>,
-    /// zot actions: `read`, `create`, `update`, `delete` (and `detectManifestCollision`, ignored).
+    /// zot actions: `read`, `create`, `update`, `delete`. `detectManifestCollision` is accepted but not
+    /// enforced (zot refuses to delete a manifest several tags point to; ocigate does not check that).
     #[serde(default)]
     pub actions: Vec<String>,
     /// zot's CEL conditions: refused (their variables are not ocigate's); use a grant with `when`.

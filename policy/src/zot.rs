@@ -9,7 +9,8 @@
 //! - patterns match like zot's doublestar: `X/**` also matches `X`, and `**` inside a segment is `*`.
 //!
 //! Actions map read -> pull, create -> push, update -> overwrite, delete -> delete;
-//! `detectManifestCollision` is accepted and ignored. The catalog is open to every caller zot would let
+//! `detectManifestCollision` is accepted but not enforced (zot then refuses to delete a manifest that
+//! several tags point to; ocigate does not look at that), so such a policy is that much looser here. The catalog is open to every caller zot would let
 //! in (authenticated callers, and anonymous ones when some pattern has an `anonymousPolicy`); what it
 //! lists is filtered by pull as always.
 

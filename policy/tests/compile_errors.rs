@@ -99,6 +99,24 @@ fn duplicate_ids_and_conflicting_roles_across_files() {
 }
 
 #[test]
+fn empty_names_match_nobody_and_are_refused() {
+    let errs = errors(&[(
+        "e.yaml",
+        "grants:\n  - { id: x, users: [\"\"], repositories: [\"**\"], actions: [pull] }\n",
+    )]);
+    assert!(errs[0].contains("empty user or group name"), "{errs:?}");
+}
+
+#[test]
+fn default_ids_name_the_file() {
+    let a = "grants:\n  - { users: [u], repositories: [\"**\"], actions: [pull] }\n";
+    let p = policy::compile(&[Source { name: "a/p.yaml", text: a }, Source { name: "b/p.yaml", text: a }])
+        .unwrap();
+    let ids: Vec<String> = p.rule_ids().map(|i| i.to_string()).collect();
+    assert_eq!(ids, ["a/p.yaml:grants[0]", "b/p.yaml:grants[0]"]);
+}
+
+#[test]
 fn empty_documents_are_empty_policies() {
     assert!(policy::compile(&[Source { name: "e.yaml", text: "" }]).is_ok());
     assert!(policy::compile(&[Source { name: "c.yaml", text: "# nothing yet\n" }]).is_ok());

@@ -76,7 +76,9 @@ fn every_variable_is_visible() {
         r#"principal.claims.teams.all(t, size(t) == 1)"#,
         r#"size(principal.groups) == 2 && principal.claims.teams.map(t, t + "!") == ["a!", "b!"]"#,
         r#"request.repository.matches("^team-[a-z]/") && request.tag.endsWith(".2") && request.path.contains("manifests")"#,
-        r#"int(request.tag.split(".")[0].substring(1)) == 1 || true"#,
+        r#"type(request.tag) == string && type(principal.claims.level) == int"#,
+        r#"principal.claims["env"] == "ci" && principal.claims[?"nope"].orValue("x") == "x""#,
+        r#"request["tag"] == "v1.2""#,
     ] {
         let d = eval(when);
         assert!(d.allowed, "{when}: {d}");
@@ -105,9 +107,10 @@ fn helpers() {
 #[test]
 fn evaluation_errors_deny_with_condition_error() {
     for when in [
-        r#"ip_in(client.ip, "not-a-cidr")"#,
+        r#"ip_in(client.ip, principal.claims.env)"#,
         r#"ip_in("nonsense", "10.0.0.0/8")"#,
-        r#"glob("a/[", request.repository)"#,
+        r#"glob(principal.claims.env + "/[", request.repository)"#,
+        r#"request.repository.matches(principal.claims.env + "(")"#,
         r#"principal.claims.missing == "x""#,
         r#"principal.claims.env + 1 == 2"#,
         r#"1 / 0 == 1"#,
@@ -138,6 +141,15 @@ fn load_time_errors_name_the_problem_and_position() {
         (r#"ip_inn(client.ip, "10.0.0.0/8")"#, "unknown function `ip_inn`"),
         (r#"request.tag =="#, "Syntax error"),
         (r#"principal.groups.exists(g, principal.groups.exists(h, h == g))"#, "nested comprehensions"),
+        (r#"request.?tagg.orValue("") == "latest""#, "unknown field `request.tagg`"),
+        (r#"request["tagg"] == "latest""#, "unknown field `request.tagg`"),
+        (r#"request[?principal.name].orValue("") == """#, "optional field access needs a literal field name"),
+        (r#"_foo(principal.name)"#, "unknown function `_foo`"),
+        (r#"request.tag.split(".").size() == 2"#, "unknown function `split`"),
+        (r#"glob("a/[", request.repository)"#, "bad glob \"a/[\""),
+        (r#"ip_in(client.ip, "not-a-cidr")"#, "not a CIDR"),
+        (r#"request.tag.matches("(")"#, "bad regular expression"),
+        (r#"matches(request.tag, "[")"#, "bad regular expression"),
     ] {
         let e = policy_with(when).err().unwrap_or_else(|| panic!("{when} compiled"));
         let text = e.to_string();
@@ -165,4 +177,54 @@ fn comprehension_variables_do_not_leak() {
             .to_string()
             .contains("unknown variable `g`")
     );
+}
+
+#[test]
+fn cost_bounds() {
+    // Deep nesting (evaluation recurses per level).
+    let deep = format!("{}1{} == 1", "(".repeat(80), ")".repeat(80));
+    assert!(policy_with(&deep).unwrap_err().to_string().contains("nests brackets 80 deep"));
+    let calls = format!("{}1{} > 0", "size([".repeat(30), "])".repeat(30));
+    assert!(policy_with(&calls).is_err());
+    // Brackets inside strings do not count.
+    assert!(policy_with(&format!("request.tag != \"{}\"", "(".repeat(40))).is_ok());
+    let long_sum = format!("{}1 > 0", "1 + ".repeat(100));
+    assert!(policy_with(&long_sum).unwrap_err().to_string().contains("nested more than 64 levels"));
+    // A membership test inside a loop is quadratic: refused.
+    let quadratic = "client.forwarded_for.all(h, h in client.forwarded_for)";
+    assert!(policy_with(quadratic).unwrap_err().to_string().contains("too expensive"), "{quadratic}");
+    // One loop, or one membership test, is fine.
+    assert!(policy_with(r#""x" in client.forwarded_for"#).is_ok());
+    assert!(policy_with(r#"client.forwarded_for.exists(h, h == "x")"#).is_ok());
+}
+
+#[test]
+fn client_lists_are_capped() {
+    let p = policy_with("size(client.forwarded_for) == 64").unwrap();
+    let header: String = (0..10_000).map(|i| format!("10.0.{}.{}, ", i / 256 % 256, i % 256)).collect();
+    let mut r = request();
+    r.client.forwarded_for = Some(&header);
+    assert!(p.decide(&alice(), &r).allowed);
+}
+
+#[test]
+fn times_chrono_cannot_hold_do_not_panic() {
+    let p = policy_with("request.time.getFullYear() > 2000").unwrap();
+    let mut r = request();
+    r.time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1 << 62);
+    let d = p.decide(&alice(), &r);
+    assert_eq!(d.reason, Reason::ConditionError, "{d}");
+    let _ = p.grantable(&alice(), "x", policy::ActionSet::ALL, r.time);
+}
+
+#[test]
+fn anonymous_callers_have_no_groups_or_claims() {
+    let p =
+        policy_with("size(principal.groups) == 0 && size(principal.claims) == 0 && principal.name == \"\"")
+            .unwrap();
+    let mut claims = serde_json::Map::new();
+    claims.insert("admin".into(), true.into());
+    let sneaky = Principal::new("", vec!["admin".into()], AuthMethod::Mtls).with_claims(claims);
+    assert!(sneaky.is_anonymous() && sneaky.groups().is_empty() && sneaky.claims().is_empty());
+    assert!(p.decide(&sneaky, &request()).allowed);
 }
