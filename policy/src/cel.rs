@@ -468,7 +468,7 @@ impl Walk<'_> {
             Expr::Unspecified | Expr::Literal(_) => Ok(()),
             Expr::Ident(name) => self.ident(e.id, name, &[]),
             Expr::Select(_) => self.path(e, weight, next),
-            Expr::Call(call) if is_index(&call.func_name) && field_path(e).1.len() > 0 => {
+            Expr::Call(call) if is_index(&call.func_name) && !field_path(e).1.is_empty() => {
                 self.path(e, weight, next)
             }
             Expr::Call(call) => {
