@@ -42,12 +42,48 @@ pub enum LogFormat {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway: authenticate and authorize every registry request, forward the allowed ones to
+    /// the bundled registry or an upstream registry (SIGHUP reloads the policy; SIGTERM drains and exits).
+    Serve(GatewayArgs),
+    /// Check a gateway configuration (and the policy, keys and certificates it names) without starting:
+    /// print every problem with its path in the file (exit 1 if there is any).
+    CheckConfig(CheckConfigArgs),
     /// The bundled OCI registry (distribution-spec v1.1 on a filesystem).
     #[command(subcommand)]
     Registry(RegistryCommand),
     /// Check, evaluate and test authorization policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Print an htpasswd line (bcrypt) for a user, reading the password from the first line of stdin:
+    /// `echo "$PASSWORD" | ocigate htpasswd alice >> htpasswd`.
+    Htpasswd(HtpasswdArgs),
+}
+
+/// `ocigate serve`
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// The configuration file (YAML); see examples/quickstart.yaml and examples/edge.yaml.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `ocigate htpasswd`
+#[derive(Debug, Args)]
+pub struct HtpasswdArgs {
+    /// The user name.
+    #[arg(value_name = "USER")]
+    pub user: String,
+    /// bcrypt cost (4-31; each step doubles the time a check takes).
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub cost: u32,
+}
+
+/// `ocigate check-config`
+#[derive(Debug, Args)]
+pub struct CheckConfigArgs {
+    /// The configuration file (YAML).
+    #[arg(value_name = "FILE")]
+    pub config: PathBuf,
 }
 
 /// `ocigate policy ...`

@@ -1,18 +1,30 @@
 //! ocigate: an authorization gateway for OCI registries, and the lean registry it bundles.
 //!
 //! ```text
+//! ocigate serve --config FILE                         the gateway (Pingora): TLS, authn, policy, forwarding
+//! ocigate check-config FILE                           check a gateway configuration without starting
 //! ocigate registry serve --root DIR --listen ADDR    the bundled registry, without authentication
 //! ocigate registry gc --root DIR [--dry-run]         remove blobs no manifest references
 //! ocigate policy check|eval|test ...                  compile, query and test authorization policies
 //! ```
-//! The gateway itself (`ocigate serve --config FILE`), which authenticates and authorizes every `/v2/`
-//! request before it reaches a registry, is built on top of these.
 
+mod admin;
+pub mod authn;
+pub mod classify;
 pub mod cli;
+pub mod config;
+mod decisions;
+mod metrics;
 mod policy_cmd;
 pub mod policy_files;
+mod proxy;
 mod registry;
+mod reload;
+pub mod reply;
+mod serve;
 pub mod telemetry;
+pub mod tls;
+mod upstream;
 
 use std::process::ExitCode;
 
@@ -20,10 +32,54 @@ use std::process::ExitCode;
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     use cli::{Command, PolicyCommand, RegistryCommand};
     match cli.command {
+        Command::Serve(args) => serve::serve(&args.config).map(|()| ExitCode::SUCCESS),
+        Command::CheckConfig(args) => Ok(check_config(&args.config)),
+        Command::Htpasswd(args) => htpasswd(&args).map(|()| ExitCode::SUCCESS),
         Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args).map(|()| ExitCode::SUCCESS),
         Command::Registry(RegistryCommand::Gc(args)) => registry::gc(args).map(|()| ExitCode::SUCCESS),
         Command::Policy(PolicyCommand::Check(args)) => Ok(policy_cmd::check(&args)),
         Command::Policy(PolicyCommand::Eval(args)) => Ok(policy_cmd::eval(&args)),
         Command::Policy(PolicyCommand::Test(args)) => Ok(policy_cmd::test(&args)),
     }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    pingora::tls::install_default_crypto_provider();
+    match serve::check(path) {
+        Ok(s) => {
+            println!(
+                "{}: ok ({} listener(s), upstream {}, policy mode {})",
+                path.display(),
+                s.listeners.len(),
+                match &s.upstream {
+                    config::UpstreamSettings::Bundled { root, .. } =>
+                        format!("bundled at {}", root.display()),
+                    config::UpstreamSettings::Remote { tls, host, port, .. } =>
+                        format!("{}://{host}:{port}", if *tls { "https" } else { "http" }),
+                },
+                s.policy_mode.as_str()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn htpasswd(args: &cli::HtpasswdArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if args.user.is_empty() || args.user.contains(':') {
+        anyhow::bail!("the user name must not be empty or contain ':'");
+    }
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        anyhow::bail!("no password on stdin (echo \"$PASSWORD\" | ocigate htpasswd USER)");
+    }
+    let hash = bcrypt::hash(password, args.cost).context("cannot hash the password")?;
+    println!("{}:{hash}", args.user);
+    Ok(())
 }

@@ -17,6 +17,7 @@
 
 pub mod digest;
 pub mod name;
+pub mod paging;
 pub mod query;
 pub mod reference;
 pub mod route;

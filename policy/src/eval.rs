@@ -277,6 +277,15 @@ impl Policy {
         self.zot.as_ref().is_some_and(|z| z.allows(p, Action::Pull, r.repository, scratch).is_some())
     }
 
+    /// Can pulling depend on the tag? True when a pull rule is limited to tags or has a condition (which may
+    /// read `request.tag`): then tag lists must be filtered per caller with [`Policy::filter_tags`].
+    pub fn has_tag_rules(&self) -> bool {
+        self.grants
+            .iter()
+            .chain(&self.denies)
+            .any(|r| r.actions.contains(Action::Pull) && (r.has_tags() || r.condition.is_some()))
+    }
+
     /// Number of grants and denies.
     pub fn rule_count(&self) -> usize {
         self.grants.len() + self.denies.len()

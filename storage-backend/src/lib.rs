@@ -145,6 +145,20 @@ pub async fn serve(
     result
 }
 
+/// Serves the registry on a Unix socket (how the gateway hosts it in its own process) until `shutdown`
+/// resolves, then finishes requests in flight. Also runs the upload janitor.
+#[cfg(unix)]
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    registry: Arc<Registry>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let janitor = spawn_janitor(registry.clone());
+    let result = axum::serve(listener, app(registry)).with_graceful_shutdown(shutdown).await;
+    janitor.abort();
+    result
+}
+
 /// Removes upload sessions idle for longer than the configured TTL, at start and then periodically.
 pub fn spawn_janitor(registry: Arc<Registry>) -> tokio::task::JoinHandle<()> {
     let every = (registry.config.upload_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));

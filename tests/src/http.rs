@@ -23,6 +23,7 @@ type ReqBody = BoxBody<Bytes, Infallible>;
 pub struct Client {
     base: String,
     inner: HyperClient<HttpConnector, ReqBody>,
+    defaults: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// A buffered response.
@@ -93,7 +94,30 @@ impl Client {
     /// A client for `base` (e.g. `http://127.0.0.1:5000`).
     pub fn new(base: String) -> Client {
         let inner = HyperClient::builder(TokioExecutor::new()).build_http();
-        Client { base, inner }
+        Client { base, inner, defaults: Vec::new() }
+    }
+
+    /// The same client, sending HTTP Basic credentials with every request.
+    pub fn basic(&self, user: &str, password: &str) -> Client {
+        self.with_header(
+            "authorization",
+            &format!("Basic {}", crate::gateway::base64(&format!("{user}:{password}"))),
+        )
+    }
+
+    /// The same client, sending a bearer token with every request.
+    pub fn bearer(&self, token: &str) -> Client {
+        self.with_header("authorization", &format!("Bearer {token}"))
+    }
+
+    /// The same client, sending a header with every request.
+    pub fn with_header(&self, name: &str, value: &str) -> Client {
+        let mut c = self.clone();
+        c.defaults.push((
+            HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+            HeaderValue::from_str(value).expect("header value"),
+        ));
+        c
     }
 
     /// Starts a request; `path` is sent byte for byte.
@@ -102,7 +126,7 @@ impl Client {
             client: self.clone(),
             method,
             path: path.to_owned(),
-            headers: Vec::new(),
+            headers: self.defaults.clone(),
             body: Body::Empty,
         }
     }

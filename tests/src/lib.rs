@@ -10,6 +10,7 @@
 
 pub mod bin;
 pub mod content;
+pub mod gateway;
 pub mod http;
 pub mod layout;
 pub mod server;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use oci::paging::Paging;
 use oci::{Digest, query};
 use serde_json::json;
 
@@ -16,7 +17,7 @@ use crate::{Registry, blocking};
 
 /// `GET /v2/<name>/tags/list[?n=&last=]`
 pub async fn tags(reg: &Arc<Registry>, repo: &str, q: &str) -> Result<Response> {
-    let paging = Paging::from_query(q, None)?;
+    let paging = paging(q, None)?;
     let (r, owned) = (reg.clone(), repo.to_owned());
     let tags = blocking(move || r.store().tags(&owned).map_err(RegistryError::from)).await?;
     let Some(tags) = tags else {
@@ -29,7 +30,7 @@ pub async fn tags(reg: &Arc<Registry>, repo: &str, q: &str) -> Result<Response> 
 
 /// `GET /v2/_catalog[?n=&last=]`
 pub async fn catalog(reg: &Arc<Registry>, q: &str) -> Result<Response> {
-    let paging = Paging::from_query(q, Some(reg.config().catalog_page_size))?;
+    let paging = paging(q, Some(reg.config().catalog_page_size))?;
     let r = reg.clone();
     let repos = blocking(move || r.store().repositories().map_err(RegistryError::from)).await?;
     let (page, next) = paging.apply(&repos);
@@ -77,61 +78,6 @@ fn list_response(body: serde_json::Value, next: Option<String>) -> Result<Respon
     Ok(respond(StatusCode::OK, out, Body::from(body)))
 }
 
-/// `n` and `last` of a list request.
-#[derive(Debug, PartialEq, Eq)]
-struct Paging {
-    n: Option<usize>,
-    last: Option<String>,
-}
-
-impl Paging {
-    fn from_query(q: &str, default_n: Option<usize>) -> Result<Paging> {
-        let n = match query::get(q, "n") {
-            None => default_n,
-            Some(v) if v.is_empty() => default_n,
-            Some(v) => Some(v.parse::<usize>().map_err(|_| {
-                RegistryError::new(Code::PaginationNumberInvalid)
-                    .detail(format!("n must be a non-negative integer, got {v:?}"))
-            })?),
-        };
-        let last = query::get(q, "last").filter(|l| !l.is_empty()).map(|l| l.into_owned());
-        Ok(Paging { n, last })
-    }
-
-    /// The page of a sorted list, and the `last` of the next page when there is one.
-    fn apply<'a>(&self, sorted: &'a [String]) -> (&'a [String], Option<&'a str>) {
-        let start = self.last.as_deref().map_or(0, |last| sorted.partition_point(|s| s.as_str() <= last));
-        let rest = &sorted[start..];
-        match self.n {
-            Some(0) => (&[], None),
-            Some(n) if n < rest.len() => (&rest[..n], Some(rest[n - 1].as_str())),
-            _ => (rest, None),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn paging() {
-        let all = names(&["a", "b", "c", "d"]);
-        let p = |q: &str| Paging::from_query(q, None).unwrap();
-        assert_eq!(p("").apply(&all), (&all[..], None));
-        assert_eq!(p("n=2").apply(&all), (&all[..2], Some("b")));
-        assert_eq!(p("n=2&last=b").apply(&all), (&all[2..], None));
-        assert_eq!(p("n=1&last=b").apply(&all), (&all[2..3], Some("c")));
-        assert_eq!(p("last=bb").apply(&all), (&all[2..], None));
-        assert_eq!(p("n=0").apply(&all), (&all[..0], None));
-        assert_eq!(p("n=10").apply(&all), (&all[..], None));
-        assert_eq!(p("last=z").apply(&all), (&all[4..], None));
-        assert!(Paging::from_query("n=-1", None).is_err());
-        assert!(Paging::from_query("n=abc", None).is_err());
-        assert_eq!(Paging::from_query("", Some(3)).unwrap().apply(&all), (&all[..3], Some("c")));
-    }
+fn paging(q: &str, default_n: Option<usize>) -> Result<Paging> {
+    Paging::from_query(q, default_n).map_err(|e| RegistryError::new(Code::PaginationNumberInvalid).detail(e))
 }

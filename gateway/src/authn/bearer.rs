@@ -1,0 +1,377 @@
+//! Bearer JWTs from trusted issuers: the Docker/Distribution registry tokens, OIDC ID tokens and
+//! Kubernetes service-account tokens.
+//!
+//! A token is checked once: signature by one of its issuer's keys (chosen by `kid`, which may be the key's
+//! JWKS id, its RFC 7638 thumbprint or its libtrust id; without a `kid` every key of the right family is
+//! tried), `alg` among the issuer's asymmetric algorithms, `iss`, `aud`, `exp` and `nbf` with leeway. The
+//! verified result is then remembered until the token expires, so later requests cost one map lookup.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+
+use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use policy::{AuthMethod, Principal};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::Groups;
+use crate::config::Issuer;
+
+/// Longest token accepted (a header line, so bounded anyway; this keeps the cache small).
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+/// Most verified tokens remembered at once (then the memory starts over).
+const CACHE_CAP: usize = 10_000;
+
+/// One entry of a registry token's `access` claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// `repository` or `registry`.
+    pub kind: String,
+    /// Repository name, or `catalog`.
+    pub name: String,
+    /// `pull`, `push`, `delete`, `*`...
+    pub actions: Vec<String>,
+}
+
+/// A verified token.
+#[derive(Debug)]
+pub struct Verified {
+    /// Who it names.
+    pub principal: Arc<Principal>,
+    /// The `access` claim, when the token has one: then the token allows no more than it lists.
+    pub access: Option<Arc<[Access]>>,
+    /// `exp`, seconds since the epoch.
+    pub expires: u64,
+}
+
+/// Why a token was refused (for logs and metrics; clients get `invalid_token`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerError {
+    /// Not a JWT we can read.
+    Malformed,
+    /// `iss` is not a configured issuer.
+    UnknownIssuer,
+    /// `kid` names no key of the issuer.
+    UnknownKey,
+    /// Signature, algorithm, audience, expiry...: the reason.
+    Invalid(String),
+    /// No issuers are configured.
+    NotConfigured,
+}
+
+impl std::fmt::Display for BearerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BearerError::Malformed => f.write_str("not a JWT"),
+            BearerError::UnknownIssuer => f.write_str("issuer not trusted"),
+            BearerError::UnknownKey => f.write_str("token signed by an unknown key id"),
+            BearerError::Invalid(why) => f.write_str(why),
+            BearerError::NotConfigured => f.write_str("bearer tokens are not accepted here"),
+        }
+    }
+}
+
+/// A public key of an issuer, with the ids a token may name it by.
+struct Key {
+    ids: Vec<String>,
+    key: DecodingKey,
+    family: AlgorithmFamily,
+}
+
+/// The keys of one issuer.
+pub struct IssuerKeys {
+    keys: Vec<Key>,
+}
+
+impl std::fmt::Debug for IssuerKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerKeys")
+            .field("ids", &self.keys.iter().map(|k| &k.ids).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl IssuerKeys {
+    /// Reads an issuer's PEM files (public keys or certificates) and JWKS file.
+    pub fn load(issuer: &Issuer) -> Result<IssuerKeys, String> {
+        let mut keys = Vec::new();
+        for path in &issuer.keys {
+            let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let found = pem_keys(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+            if found.is_empty() {
+                return Err(format!("{}: no PUBLIC KEY or CERTIFICATE block", path.display()));
+            }
+            keys.extend(found);
+        }
+        if let Some(path) = &issuer.jwks_file {
+            let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let set: JwkSet =
+                serde_json::from_slice(&text).map_err(|e| format!("{}: not a JWKS: {e}", path.display()))?;
+            if set.keys.is_empty() {
+                return Err(format!("{}: the JWKS has no keys", path.display()));
+            }
+            for (i, jwk) in set.keys.iter().enumerate() {
+                keys.push(jwk_key(jwk).map_err(|e| format!("{}: keys[{i}]: {e}", path.display()))?);
+            }
+        }
+        Ok(IssuerKeys { keys })
+    }
+}
+
+fn jwk_key(jwk: &Jwk) -> Result<Key, String> {
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable key: {e}"))?;
+    let mut ids = Vec::new();
+    ids.extend(jwk.common.key_id.clone());
+    ids.extend(jwk.thumbprint(ThumbprintHash::SHA256).ok());
+    let family = key.family();
+    if family == AlgorithmFamily::Hmac {
+        return Err("symmetric (oct) keys are not accepted".into());
+    }
+    Ok(Key { ids, key, family })
+}
+
+/// Keys in PEM text: `PUBLIC KEY` blocks and the public keys of `CERTIFICATE` blocks.
+fn pem_keys(pem: &[u8]) -> Result<Vec<Key>, String> {
+    let mut out = Vec::new();
+    for (label, der) in crate::tls::pem_items(pem) {
+        let spki = match label.as_str() {
+            "PUBLIC KEY" => der,
+            "CERTIFICATE" => {
+                use x509_parser::prelude::*;
+                let (_, cert) =
+                    X509Certificate::from_der(&der).map_err(|e| format!("bad certificate: {e}"))?;
+                cert.tbs_certificate.subject_pki.raw.to_vec()
+            }
+            "RSA PUBLIC KEY" => return Err("use a `PUBLIC KEY` (SPKI) PEM block, not PKCS#1".into()),
+            _ => continue,
+        };
+        let text = crate::tls::pem_encode("PUBLIC KEY", &spki);
+        let key = DecodingKey::from_ec_pem(text.as_bytes())
+            .or_else(|_| DecodingKey::from_ed_pem(text.as_bytes()))
+            .or_else(|_| DecodingKey::from_rsa_pem(text.as_bytes()))
+            .map_err(|e| format!("unsupported public key: {e}"))?;
+        let mut ids = vec![libtrust_kid(&spki)];
+        if let Ok(jwk) = Jwk::from_decoding_key(&key, None)
+            && let Ok(t) = jwk.thumbprint(ThumbprintHash::SHA256)
+        {
+            ids.push(t);
+        }
+        let family = key.family();
+        out.push(Key { ids, key, family });
+    }
+    Ok(out)
+}
+
+/// The key id libtrust (and distribution before v3) gives a key: SHA-256 of the SPKI, first 240 bits in
+/// base32, in groups of four.
+fn libtrust_kid(spki: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let hash = Sha256::digest(spki);
+    let bits = &hash[..30];
+    let mut chars = String::with_capacity(59);
+    let (mut acc, mut n) = (0u32, 0u32);
+    for &b in bits {
+        acc = (acc << 8) | u32::from(b);
+        n += 8;
+        while n >= 5 {
+            n -= 5;
+            let idx = ((acc >> n) & 31) as usize;
+            if chars.len() % 5 == 4 {
+                chars.push(':');
+            }
+            chars.push(char::from(ALPHABET[idx]));
+        }
+    }
+    chars
+}
+
+struct IssuerVerifier {
+    issuer: Issuer,
+    keys: IssuerKeys,
+    validation: Validation,
+}
+
+/// Verifies bearer tokens of the configured issuers.
+pub struct BearerAuth {
+    issuers: Vec<IssuerVerifier>,
+    groups: Arc<Groups>,
+    verified: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+}
+
+impl std::fmt::Debug for BearerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuth").field("issuers", &self.issuers.len()).finish()
+    }
+}
+
+impl BearerAuth {
+    /// Loads every issuer's keys.
+    pub fn load(issuers: &[Issuer], groups: Arc<Groups>) -> Result<BearerAuth, String> {
+        let mut out = Vec::new();
+        for issuer in issuers {
+            let keys = IssuerKeys::load(issuer)?;
+            let mut algorithms = Vec::new();
+            for a in &issuer.algorithms {
+                algorithms.push(Algorithm::from_str(a).map_err(|e| format!("algorithm {a:?}: {e}"))?);
+            }
+            let mut validation = Validation::new(Algorithm::ES256);
+            validation.algorithms = algorithms;
+            validation.leeway = issuer.leeway.as_secs();
+            validation.validate_nbf = true;
+            validation.set_issuer(&[&issuer.issuer]);
+            validation.set_audience(&issuer.audiences);
+            validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+            out.push(IssuerVerifier { issuer: issuer.clone(), keys, validation });
+        }
+        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(HashMap::new()) })
+    }
+
+    /// Verifies a token (the part after `Bearer `).
+    pub fn verify(&self, token: &str) -> Result<Arc<Verified>, BearerError> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Ok(cache) = self.verified.read()
+            && let Some(v) = cache.get(token)
+            && now < v.expires
+        {
+            return Ok(v.clone());
+        }
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(BearerError::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| BearerError::Malformed)?;
+        let unverified: Map<String, Value> =
+            jsonwebtoken::dangerous::insecure_decode_claims(token).map_err(|_| BearerError::Malformed)?;
+        let iss = unverified.get("iss").and_then(Value::as_str).ok_or(BearerError::UnknownIssuer)?;
+        let issuer =
+            self.issuers.iter().find(|i| i.issuer.issuer == iss).ok_or(BearerError::UnknownIssuer)?;
+        let family = header.alg.family();
+        let candidates: Vec<&Key> = match &header.kid {
+            Some(kid) => issuer.keys.keys.iter().filter(|k| k.ids.iter().any(|id| id == kid)).collect(),
+            None => issuer.keys.keys.iter().filter(|k| k.family == family).collect(),
+        };
+        if candidates.is_empty() {
+            return Err(if header.kid.is_some() {
+                BearerError::UnknownKey
+            } else {
+                BearerError::Invalid("no key of the token's algorithm family".into())
+            });
+        }
+        let mut last = None;
+        for key in candidates {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &issuer.validation) {
+                Ok(data) => {
+                    let verified = Arc::new(self.build(&issuer.issuer, data.claims)?);
+                    if let Ok(mut cache) = self.verified.write() {
+                        if cache.len() >= CACHE_CAP {
+                            cache.retain(|_, v| now < v.expires);
+                            if cache.len() >= CACHE_CAP {
+                                cache.clear();
+                            }
+                        }
+                        cache.insert(token.into(), verified.clone());
+                    }
+                    return Ok(verified);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(BearerError::Invalid(last.map_or_else(|| "invalid".into(), |e| e.to_string())))
+    }
+
+    fn build(&self, issuer: &Issuer, claims: Map<String, Value>) -> Result<Verified, BearerError> {
+        let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let subject = lookup(&claims, &issuer.subject_claim).and_then(Value::as_str).unwrap_or("").to_owned();
+        let mut groups: Vec<String> = match lookup(&claims, &issuer.groups_claim) {
+            Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+            Some(Value::String(s)) => vec![s.clone()],
+            _ => Vec::new(),
+        };
+        for g in self.groups.of(&subject) {
+            if !groups.contains(g) {
+                groups.push(g.clone());
+            }
+        }
+        let access = match claims.get("access") {
+            None => None,
+            Some(v) => {
+                Some(parse_access(v).ok_or_else(|| BearerError::Invalid("malformed access claim".into()))?)
+            }
+        };
+        let principal = Principal::new(subject, groups, AuthMethod::Bearer).with_claims(claims);
+        Ok(Verified { principal: Arc::new(principal), access, expires })
+    }
+}
+
+/// A claim by dotted path (`realm_access.roles`); a key containing dots is tried whole first.
+fn lookup<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    if let Some(v) = claims.get(path) {
+        return Some(v);
+    }
+    let mut parts = path.split('.');
+    let mut v = claims.get(parts.next()?)?;
+    for p in parts {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
+}
+
+fn parse_access(v: &Value) -> Option<Arc<[Access]>> {
+    let mut out = Vec::new();
+    for entry in v.as_array()? {
+        let kind = entry.get("type")?.as_str()?;
+        let kind = kind.split_once('(').map_or(kind, |(k, _)| k);
+        let name = entry.get("name")?.as_str()?;
+        let actions = match entry.get("actions") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(a) => {
+                a.as_array()?.iter().map(|a| a.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>()?
+            }
+        };
+        out.push(Access { kind: kind.to_owned(), name: name.to_owned(), actions });
+    }
+    Some(out.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtrust_kids_have_twelve_groups_of_four() {
+        let kid = libtrust_kid(b"any key bytes");
+        assert_eq!(kid.len(), 59);
+        assert_eq!(kid.split(':').count(), 12);
+        assert!(
+            kid.split(':')
+                .all(|g| g.len() == 4
+                    && g.bytes().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)))
+        );
+    }
+
+    #[test]
+    fn access_claims_parse_and_ignore_plugin_classes() {
+        let v = serde_json::json!([
+            {"type": "repository", "name": "a/b", "actions": ["pull", "push"]},
+            {"type": "repository(plugin)", "name": "p", "actions": ["pull"]},
+            {"type": "registry", "name": "catalog", "actions": ["*"]}
+        ]);
+        let a = parse_access(&v).expect("parses");
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[1].kind, "repository");
+        assert!(parse_access(&serde_json::json!([{"type": 1}])).is_none());
+    }
+
+    #[test]
+    fn dotted_claim_paths() {
+        let claims: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "realm_access": {"roles": ["ops"]},
+            "https://example.com/groups": ["dev"]
+        }))
+        .expect("map");
+        assert_eq!(lookup(&claims, "realm_access.roles"), Some(&serde_json::json!(["ops"])));
+        assert_eq!(lookup(&claims, "https://example.com/groups"), Some(&serde_json::json!(["dev"])));
+        assert_eq!(lookup(&claims, "nope.x"), None);
+    }
+}
