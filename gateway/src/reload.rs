@@ -247,6 +247,7 @@ impl BackgroundService for ReloadService {
                     self.refresh_all("file change").await;
                 }
                 Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
+                    tracing::info!("SIGHUP: re-reading the policy, htpasswd and certificates");
                     self.refresh_all("SIGHUP").await;
                 }
                 _ = backstop.tick() => self.refresh_all("periodic").await,
