@@ -12,10 +12,14 @@ use serde_json::Value;
 
 use crate::http::Client;
 
-/// Standard base64 (for Basic credentials in tests).
+/// Standard base64 of a string (for Basic credentials in tests).
 pub fn base64(s: &str) -> String {
+    base64_bytes(s.as_bytes())
+}
+
+/// Standard base64, padded.
+pub fn base64_bytes(b: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
     let mut out = String::new();
     for chunk in b.chunks(3) {
         let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &x)| acc | (u32::from(x) << (16 - 8 * i)));

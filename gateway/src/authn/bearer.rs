@@ -190,7 +190,9 @@ fn libtrust_kid(spki: &[u8]) -> String {
 struct IssuerVerifier {
     issuer: Issuer,
     keys: IssuerKeys,
-    validation: Validation,
+    /// One validation per key family, holding the issuer's algorithms of that family (jsonwebtoken wants
+    /// every algorithm of a validation to fit the key).
+    validations: Vec<(AlgorithmFamily, Validation)>,
 }
 
 /// Verifies bearer tokens of the configured issuers.
@@ -216,14 +218,21 @@ impl BearerAuth {
             for a in &issuer.algorithms {
                 algorithms.push(Algorithm::from_str(a).map_err(|e| format!("algorithm {a:?}: {e}"))?);
             }
-            let mut validation = Validation::new(Algorithm::ES256);
-            validation.algorithms = algorithms;
-            validation.leeway = issuer.leeway.as_secs();
-            validation.validate_nbf = true;
-            validation.set_issuer(&[&issuer.issuer]);
-            validation.set_audience(&issuer.audiences);
-            validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-            out.push(IssuerVerifier { issuer: issuer.clone(), keys, validation });
+            let mut validations = Vec::new();
+            for family in [AlgorithmFamily::Rsa, AlgorithmFamily::Ec, AlgorithmFamily::Ed] {
+                let of_family: Vec<Algorithm> =
+                    algorithms.iter().copied().filter(|a| a.family() == family).collect();
+                let Some(first) = of_family.first() else { continue };
+                let mut validation = Validation::new(*first);
+                validation.algorithms = of_family;
+                validation.leeway = issuer.leeway.as_secs();
+                validation.validate_nbf = true;
+                validation.set_issuer(&[&issuer.issuer]);
+                validation.set_audience(&issuer.audiences);
+                validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+                validations.push((family, validation));
+            }
+            out.push(IssuerVerifier { issuer: issuer.clone(), keys, validations });
         }
         Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(HashMap::new()) })
     }
@@ -260,7 +269,13 @@ impl BearerAuth {
         }
         let mut last = None;
         for key in candidates {
-            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &issuer.validation) {
+            let Some((_, validation)) =
+                issuer.validations.iter().find(|(f, _)| *f == key.family && *f == family)
+            else {
+                last = Some(format!("algorithm {:?} is not accepted for this key", header.alg));
+                continue;
+            };
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation) {
                 Ok(data) => {
                     let verified = Arc::new(self.build(&issuer.issuer, data.claims)?);
                     if let Ok(mut cache) = self.verified.write() {
@@ -274,10 +289,10 @@ impl BearerAuth {
                     }
                     return Ok(verified);
                 }
-                Err(e) => last = Some(e),
+                Err(e) => last = Some(e.to_string()),
             }
         }
-        Err(BearerError::Invalid(last.map_or_else(|| "invalid".into(), |e| e.to_string())))
+        Err(BearerError::Invalid(last.unwrap_or_else(|| "invalid".into())))
     }
 
     fn build(&self, issuer: &Issuer, claims: Map<String, Value>) -> Result<Verified, BearerError> {
@@ -304,17 +319,16 @@ impl BearerAuth {
     }
 }
 
-/// A claim by dotted path (`realm_access.roles`); a key containing dots is tried whole first.
+/// A claim by dotted path (`realm_access.roles`). Keys may contain dots themselves (`kubernetes.io` in
+/// Kubernetes tokens, URL-named claims): at each level the whole rest is tried first, then every split.
 fn lookup<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
     if let Some(v) = claims.get(path) {
         return Some(v);
     }
-    let mut parts = path.split('.');
-    let mut v = claims.get(parts.next()?)?;
-    for p in parts {
-        v = v.as_object()?.get(p)?;
-    }
-    Some(v)
+    path.match_indices('.').find_map(|(i, _)| {
+        let inner = claims.get(&path[..i])?.as_object()?;
+        lookup(inner, &path[i + 1..])
+    })
 }
 
 fn parse_access(v: &Value) -> Option<Arc<[Access]>> {
@@ -373,5 +387,11 @@ mod tests {
         assert_eq!(lookup(&claims, "realm_access.roles"), Some(&serde_json::json!(["ops"])));
         assert_eq!(lookup(&claims, "https://example.com/groups"), Some(&serde_json::json!(["dev"])));
         assert_eq!(lookup(&claims, "nope.x"), None);
+        let k8s: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "kubernetes.io": {"namespace": "ci", "serviceaccount": {"name": "builder"}}
+        }))
+        .expect("map");
+        assert_eq!(lookup(&k8s, "kubernetes.io.namespace"), Some(&serde_json::json!("ci")));
+        assert_eq!(lookup(&k8s, "kubernetes.io.serviceaccount.name"), Some(&serde_json::json!("builder")));
     }
 }
