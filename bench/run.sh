@@ -12,30 +12,11 @@ DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-64}
 BLOB_MIB=${BLOB_MIB:-256}
 BIG_MIB=${BIG_MIB:-1024}
-here=$(cd "$(dirname "$0")" && pwd)
-top=$(cd "$here/.." && pwd)
+TOOLS="wrk curl nginx docker-registry python3"
+WORK_PREFIX=ocigate-bench
+# shellcheck source=bench/common.sh
+. "$(dirname "$0")/common.sh"
 
-for tool in wrk curl nginx docker-registry python3; do
-  command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install wrk curl nginx docker-registry)" >&2; exit 2; }
-done
-
-echo "building ocigate (release)..." >&2
-cargo build --release --quiet -p gateway --manifest-path "$top/Cargo.toml"
-target=$(cargo metadata --format-version 1 --no-deps --manifest-path "$top/Cargo.toml" | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-ocigate="$target/release/ocigate"
-
-work=$(mktemp -d /tmp/ocigate-bench.XXXXXX)
-chmod 755 "$work" # nginx workers run as another user
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 100); do curl -sf "$1/v2/" >/dev/null && return 0; sleep 0.1; done; echo "$1 did not start" >&2; exit 1; }
 
 start_ocigate() { # root port
@@ -53,18 +34,6 @@ YML
   pids+=($!); DIST_PID=$!; wait_up "http://127.0.0.1:$2"
 }
 
-# push_blob BASE REPO FILE: POST, then one streamed PUT (curl -T does not load the file in memory).
-push_blob() {
-  local base=$1 repo=$2 file=$3 digest loc sep
-  digest=sha256:$(sha256sum "$file" | cut -d' ' -f1)
-  loc=$(curl -sf -D - -o /dev/null -X POST "$base/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
-  case $loc in http*) ;; *) loc=$base$loc ;; esac
-  case $loc in *\?*) sep='&' ;; *) sep='?' ;; esac
-  curl -sf -o /dev/null -w '%{time_total}' -X PUT -H 'Content-Type: application/octet-stream' -T "$file" "$loc${sep}digest=$digest"
-}
-
-# CPU ticks (user + system) of a process and its children (nginx's workers).
-cpu_ticks() { cat "/proc/$1/stat" $(pgrep -P "$1" | sed 's|.*|/proc/&/stat|') | awk '{t += $14 + $15} END {print t}'; }
 peak_rss_mib() { awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 # --- content -----------------------------------------------------------------------------------------

@@ -123,15 +123,18 @@ impl DecisionLog {
     }
 }
 
+/// How long the writer sleeps between batches. Senders never wake it (a send to a channel nobody waits on
+/// is a queue push), so a busy gateway pays no wake-up per line; lines reach the file within this delay.
+const BATCH: Duration = Duration::from_millis(20);
+
 fn writer(rx: Receiver<Msg>, out: Box<dyn Write + Send>) {
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, out);
     let mut failed = false;
-    while let Ok(msg) = rx.recv() {
-        let mut next = Some(msg);
-        // Write everything queued, then flush once.
-        while let Some(msg) = next {
-            match msg {
-                Msg::Line(line) => {
+    loop {
+        std::thread::sleep(BATCH);
+        loop {
+            match rx.try_recv() {
+                Ok(Msg::Line(line)) => {
                     if let Err(e) = out.write_all(&line)
                         && !failed
                     {
@@ -139,18 +142,21 @@ fn writer(rx: Receiver<Msg>, out: Box<dyn Write + Send>) {
                         tracing::error!(error = %e, "cannot write the decision log");
                     }
                 }
-                Msg::Flush(ack) => {
+                Ok(Msg::Flush(ack)) => {
                     let _ = out.flush();
                     let _ = ack.send(());
                 }
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
+                }
             }
-            next = rx.try_recv().ok();
         }
         if out.flush().is_ok() {
             failed = false;
         }
     }
-    let _ = out.flush();
 }
 
 /// `2026-11-23T06:39:32.123Z`.

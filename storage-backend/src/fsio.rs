@@ -48,11 +48,13 @@ pub fn create_marker(path: &Path) -> io::Result<()> {
 
 /// Creates `dir` and any missing parents, syncing each parent that gained an entry.
 pub fn ensure_dir(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
         return Ok(());
     }
     if let Some(parent) = dir.parent() {
         ensure_dir(parent)?;
+        // A relative path's last parent is the empty path: the current folder.
+        let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
         match fs::create_dir(dir) {
             Ok(()) => sync_dir(parent),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),

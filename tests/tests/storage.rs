@@ -284,3 +284,28 @@ async fn http2_stream_reset_mid_chunk_leaves_the_session_intact() {
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(c.get(&format!("/v2/h2/blobs/{}", b.digest)).await.body, b.data);
 }
+
+#[test]
+fn a_relative_root_is_created_in_the_current_folder() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(integration_tests::bin::ocigate())
+        .args(["registry", "serve", "--root", "data", "--listen", "127.0.0.1:0"])
+        .current_dir(tmp.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut log = String::new();
+    for line in BufReader::new(stderr).lines().map_while(Result::ok).take(20) {
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("registry listening") || line.contains("error") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(log.contains("registry listening"), "{log}");
+    assert!(tmp.path().join("data/blobs").is_dir());
+}

@@ -369,31 +369,8 @@ impl Remote {
         {
             return Ok(list.clone());
         }
-        #[derive(serde::Deserialize)]
-        struct Catalog {
-            #[serde(default)]
-            repositories: Option<Vec<String>>,
-        }
-        let mut all = Vec::new();
-        let mut url = format!("{}/v2/_catalog?n=1000", self.base);
-        for _ in 0..MAX_PAGES {
-            let resp = self.get(&url, &Scope::Catalog, false).await?;
-            if !resp.status().is_success() {
-                return Err(UpstreamError::Protocol(format!(
-                    "the upstream's catalog answered {}",
-                    resp.status()
-                )));
-            }
-            let next = next_link(&resp, &self.base);
-            let page: Catalog = json(resp).await?;
-            all.extend(page.repositories.unwrap_or_default());
-            match next {
-                Some(n) => url = n,
-                None => break,
-            }
-        }
-        all.sort_unstable();
-        all.dedup();
+        let url = format!("{}/v2/_catalog?n=1000", self.base);
+        let all = self.whole_list(url, &Scope::Catalog, "repositories").await?.unwrap_or_default();
         let list = Arc::new(all);
         if let Ok(mut c) = self.catalog.lock() {
             *c = Some((Instant::now(), list.clone()));
@@ -402,28 +379,37 @@ impl Remote {
     }
 
     pub(super) async fn tags(&self, repository: &str) -> Result<Option<Vec<String>>, UpstreamError> {
-        #[derive(serde::Deserialize)]
-        struct Tags {
-            #[serde(default)]
-            tags: Option<Vec<String>>,
-        }
         let scope = Scope::Repository { name: repository.to_owned(), actions: "pull", from: None };
+        let url = format!("{}/v2/{repository}/tags/list?n=1000", self.base);
+        self.whole_list(url, &scope, "tags").await
+    }
+
+    /// Every entry of a paged list (`repositories` of the catalog, `tags` of a tag list), following
+    /// `Link` headers; sorted and deduplicated. `None` when the upstream answers 404.
+    async fn whole_list(
+        &self,
+        mut url: String,
+        scope: &Scope,
+        field: &str,
+    ) -> Result<Option<Vec<String>>, UpstreamError> {
         let mut all = Vec::new();
-        let mut url = format!("{}/v2/{repository}/tags/list?n=1000", self.base);
         for _ in 0..MAX_PAGES {
-            let resp = self.get(&url, &scope, false).await?;
+            let resp = self.get(&url, scope, false).await?;
             if resp.status() == StatusCode::NOT_FOUND {
                 return Ok(None);
             }
             if !resp.status().is_success() {
                 return Err(UpstreamError::Protocol(format!(
-                    "the upstream's tag list answered {}",
+                    "{} answered {}",
+                    resp.url().path(),
                     resp.status()
                 )));
             }
             let next = next_link(&resp, &self.base);
-            let page: Tags = json(resp).await?;
-            all.extend(page.tags.unwrap_or_default());
+            let page: serde_json::Value = json(resp).await?;
+            if let Some(items) = page.get(field).and_then(|v| v.as_array()) {
+                all.extend(items.iter().filter_map(|v| v.as_str().map(str::to_owned)));
+            }
             match next {
                 Some(n) => url = n,
                 None => break,
