@@ -231,6 +231,20 @@ impl Gateway {
         }
     }
 
+    /// Waits (bounded) until at least `n` decision lines match `pred` (the log is written in batches), and
+    /// returns them.
+    pub fn wait_decisions(&self, n: usize, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found: Vec<Value> = self.decisions().into_iter().filter(&pred).collect();
+            if found.len() >= n {
+                return found;
+            }
+            assert!(Instant::now() < deadline, "only {} of {n} matching decision lines", found.len());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits (bounded) until the log contains `text`.
     pub fn wait_log(&self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -77,7 +77,7 @@ async fn fifty_rewrites_under_load_fail_no_request() {
                     .send()
                     .await;
                 assert_eq!(r.status, 200, "a request failed during reloads: {}", r.text());
-                assert_eq!(r.body, Bytes::from(want.clone()));
+                assert_eq!(r.body, want.clone());
                 done.fetch_add(1, Ordering::Relaxed);
             }
         }));
