@@ -55,8 +55,55 @@ pub enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Print an htpasswd line (bcrypt) for a user, reading the password from the first line of stdin:
-    /// `echo "$PASSWORD" | ocigate htpasswd alice >> htpasswd`.
-    Htpasswd(HtpasswdArgs),
+    /// `echo "$PASSWORD" | ocigate passwd alice >> htpasswd` (also spelt `htpasswd`).
+    #[command(alias = "htpasswd")]
+    Passwd(HtpasswdArgs),
+    /// The built-in token service: signing keys and test tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `ocigate token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Write a new signing key (PKCS#8 PEM) for `auth.token_service.keys`.
+    Keygen(KeygenArgs),
+    /// Mint an access token with the configured token service's key, for testing: by default it grants
+    /// what the policy would grant the subject (as the token endpoint does); `--exact` grants the scopes
+    /// as asked.
+    Mint(MintArgs),
+}
+
+/// `ocigate token keygen`
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Key algorithm: ES256, ES384, EdDSA or RS256.
+    #[arg(long, value_name = "ALG", default_value = "ES256")]
+    pub algorithm: String,
+    /// Write the key to this file (created with mode 0600; refuses to overwrite); stdout without it.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `ocigate token mint`
+#[derive(Debug, Args)]
+pub struct MintArgs {
+    /// The gateway configuration whose `auth.token_service` (with `keys`) signs the token.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+    /// The token's subject (`sub`); empty for an anonymous token.
+    #[arg(long, value_name = "NAME", default_value = "")]
+    pub subject: String,
+    /// A scope to ask for, e.g. `repository:team/app:pull,push` or `registry:catalog:*` (repeatable; a
+    /// value may hold several separated by spaces).
+    #[arg(long, value_name = "SCOPE")]
+    pub scope: Vec<String>,
+    /// Grant the scopes exactly as asked instead of asking the policy.
+    #[arg(long)]
+    pub exact: bool,
+    /// Token lifetime (default: the service's).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub lifetime: Option<Duration>,
 }
 
 /// `ocigate serve`

@@ -6,6 +6,8 @@
 //! ocigate registry serve --root DIR --listen ADDR    the bundled registry, without authentication
 //! ocigate registry gc --root DIR [--dry-run]         remove blobs no manifest references
 //! ocigate policy check|eval|test ...                  compile, query and test authorization policies
+//! ocigate passwd USER                                 an htpasswd line (password on stdin)
+//! ocigate token keygen|mint                           token service keys and test tokens
 //! ```
 
 mod admin;
@@ -24,6 +26,8 @@ pub mod reply;
 mod serve;
 pub mod telemetry;
 pub mod tls;
+pub mod token;
+mod token_cmd;
 mod upstream;
 
 use std::process::ExitCode;
@@ -34,7 +38,11 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::serve(&args.config).map(|()| ExitCode::SUCCESS),
         Command::CheckConfig(args) => Ok(check_config(&args.config)),
-        Command::Htpasswd(args) => htpasswd(&args).map(|()| ExitCode::SUCCESS),
+        Command::Passwd(args) => htpasswd(&args).map(|()| ExitCode::SUCCESS),
+        Command::Token(cli::TokenCommand::Keygen(args)) => {
+            token_cmd::keygen(&args).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Token(cli::TokenCommand::Mint(args)) => token_cmd::mint(&args).map(|()| ExitCode::SUCCESS),
         Command::Registry(RegistryCommand::Serve(args)) => registry::serve(args).map(|()| ExitCode::SUCCESS),
         Command::Registry(RegistryCommand::Gc(args)) => registry::gc(args).map(|()| ExitCode::SUCCESS),
         Command::Policy(PolicyCommand::Check(args)) => Ok(policy_cmd::check(&args)),
@@ -77,7 +85,7 @@ fn htpasswd(args: &cli::HtpasswdArgs) -> anyhow::Result<()> {
     std::io::stdin().read_line(&mut password).context("cannot read the password from stdin")?;
     let password = password.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
-        anyhow::bail!("no password on stdin (echo \"$PASSWORD\" | ocigate htpasswd USER)");
+        anyhow::bail!("no password on stdin (echo \"$PASSWORD\" | ocigate passwd USER)");
     }
     let hash = bcrypt::hash(password, args.cost).context("cannot hash the password")?;
     println!("{}:{hash}", args.user);

@@ -26,7 +26,7 @@ use serde_json::json;
 
 use oci::paging::Paging;
 
-use crate::authn::{Authenticator, Identity, access_allows};
+use crate::authn::{Authenticator, Identity, Need, Origin, access_allows};
 use crate::classify::{Classified, Endpoint, classify, strip_mount};
 use crate::config::PolicyMode;
 use crate::decisions::{DecisionLog, Entry, now_rfc3339};
@@ -34,6 +34,7 @@ use crate::metrics::METRICS;
 use crate::reload::{PolicyStore, Snapshot};
 use crate::reply::Reply;
 use crate::tls::PeerCert;
+use crate::token::{MAX_FORM, TokenRequest, TokenService};
 use crate::upstream::{Scope, Upstream, UpstreamError};
 
 /// `/v2/_catalog` page size when the client gives no `n`.
@@ -59,6 +60,8 @@ pub struct Shared {
     pub log: DecisionLog,
     /// Requests in progress (for the drain on shutdown).
     pub in_flight: Arc<AtomicUsize>,
+    /// The built-in token service.
+    pub tokens: Option<Arc<TokenService>>,
 }
 
 /// The Pingora application.
@@ -99,6 +102,7 @@ pub struct Ctx {
     principal: Option<Arc<Principal>>,
     client_ip: Option<IpAddr>,
     decision: &'static str,
+    route: Option<&'static str>,
     action: Option<Action>,
     rule: Option<Arc<str>>,
     reason: Cow<'static, str>,
@@ -116,6 +120,8 @@ struct Verdict {
     rule: Option<Arc<str>>,
     reason: Cow<'static, str>,
     message: Option<Arc<str>>,
+    /// Denied only because the caller's token grants too little.
+    insufficient: bool,
 }
 
 /// The facts about a request the policy sees besides its action, repository and reference.
@@ -137,20 +143,6 @@ impl Gateway {
         repository: &str,
         reference: Option<&str>,
     ) -> Verdict {
-        if let Some(access) = &identity.access
-            && !access_allows(access, repository, action)
-        {
-            return Verdict {
-                allowed: false,
-                rule: None,
-                reason: Cow::Borrowed("token_scope"),
-                message: Some(Arc::from(format!(
-                    "the token does not grant {} on {}",
-                    action.as_str(),
-                    if action == Action::Catalog { "the catalog" } else { repository }
-                ))),
-            };
-        }
         let request = policy::Request {
             action,
             repository,
@@ -165,11 +157,30 @@ impl Gateway {
         if let Some(e) = &d.error {
             tracing::warn!(rule = d.rule.as_deref().unwrap_or(""), error = %e, "policy condition failed; denying");
         }
+        // The policy decides first: a request it denies is refused as such (403), whatever the token says.
+        // One it allows but the token's `access` claim does not cover needs a wider token (401).
+        if d.allowed
+            && let Some(access) = &identity.access
+            && !access_allows(access, repository, action)
+        {
+            return Verdict {
+                allowed: false,
+                rule: d.rule,
+                reason: Cow::Borrowed("token_scope"),
+                message: Some(Arc::from(format!(
+                    "the token does not grant {} on {}",
+                    action.as_str(),
+                    if action == Action::Catalog { "the catalog" } else { repository }
+                ))),
+                insufficient: true,
+            };
+        }
         Verdict {
             allowed: d.allowed,
             rule: d.rule,
             reason: Cow::Borrowed(d.reason.as_str()),
             message: d.message,
+            insufficient: false,
         }
     }
 
@@ -180,8 +191,9 @@ impl Gateway {
         ctx: &mut Ctx,
         v: Verdict,
         action: Action,
-        repository: &str,
+        class: &Classified,
     ) -> pingora::Result<bool> {
+        let repository = class.repository.as_str();
         ctx.action = Some(action);
         ctx.rule = v.rule;
         ctx.reason = v.reason;
@@ -196,8 +208,17 @@ impl Gateway {
         ctx.decision = "deny";
         let detail = json!({ "action": action.as_str(), "repository": repository, "reason": ctx.reason });
         let anonymous = ctx.principal.as_ref().is_none_or(|p| p.is_anonymous());
-        let reply = if anonymous {
-            Reply::unauthorized(self.shared.authn.challenges(None), "authentication required")
+        let wider_token = v.insufficient && self.shared.authn.token_realm().is_some();
+        let reply = if anonymous || wider_token {
+            let scope = need_scope(action, class);
+            let need = Need { scope: Some(&scope), insufficient: v.insufficient };
+            let challenges = self.shared.authn.challenges(None, need, origin(session));
+            let why = if v.insufficient {
+                "the token does not grant this access"
+            } else {
+                "authentication required"
+            };
+            Reply::unauthorized(challenges, why)
         } else {
             Reply::denied(v.message.as_deref(), detail)
         };
@@ -241,6 +262,70 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// The token endpoint: reads a small form body, lets the token service answer, logs the outcome.
+    async fn token_endpoint(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        tokens: &TokenService,
+    ) -> pingora::Result<bool> {
+        ctx.route = Some("token");
+        let mut body = Vec::new();
+        if session.req_header().method == http::Method::POST {
+            loop {
+                let chunk = tokio::time::timeout(Duration::from_secs(10), session.read_request_body()).await;
+                match chunk {
+                    Ok(Ok(Some(b))) if body.len() + b.len() <= MAX_FORM => body.extend_from_slice(&b),
+                    Ok(Ok(None)) => break,
+                    Ok(Ok(Some(_))) => {
+                        ctx.decision = "invalid";
+                        ctx.reason = Cow::Borrowed("form too large");
+                        session.as_downstream_mut().set_keepalive(None);
+                        let reply = Reply::error(413, "SIZE_INVALID", "the form is too large", None);
+                        return self.send(session, ctx, reply).await;
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        ctx.decision = "invalid";
+                        ctx.reason = Cow::Borrowed("body not read");
+                        session.as_downstream_mut().set_keepalive(None);
+                        let reply =
+                            Reply::error(400, "UNSUPPORTED", "the request body could not be read", None);
+                        return self.send(session, ctx, reply).await;
+                    }
+                }
+            }
+        }
+        let path = session.req_header().uri.path();
+        if path != tokens.path() {
+            ctx.decision = "allow";
+            ctx.reason = Cow::Borrowed("jwks");
+            let reply = tokens.jwks();
+            return self.send(session, ctx, reply).await;
+        }
+        ctx.client_ip = self.client_facts(session).0;
+        let req = session.req_header();
+        let cert = session
+            .digest()
+            .and_then(|d| d.ssl_digest.as_deref())
+            .and_then(|s| s.extension.get::<PeerCert>());
+        let request = TokenRequest {
+            method: req.method.as_str(),
+            query: req.uri.query().unwrap_or(""),
+            body: &body,
+            authorization: session.get_header("authorization").map(|v| v.as_bytes()),
+            cert,
+            origin: origin(session),
+        };
+        let outcome = tokens.handle(request).await;
+        if outcome.decision == "unauthenticated" {
+            METRICS.authn_failures.with_label_values(&["token"]).inc();
+        }
+        ctx.principal = outcome.principal;
+        ctx.decision = outcome.decision;
+        ctx.reason = Cow::Owned(outcome.reason);
+        self.send(session, ctx, outcome.reply).await
+    }
+
     /// `/v2/_catalog`: the upstream's repositories the caller may pull, paged after filtering.
     async fn catalog(
         &self,
@@ -366,6 +451,38 @@ async fn drain(session: &mut Session) {
     downstream.set_keepalive(None);
 }
 
+/// The scheme and host the client used (for a realm URL pointing back at this gateway).
+fn origin(session: &Session) -> Origin<'_> {
+    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    let req = session.req_header();
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.authority().map(|a| a.as_str()))
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 260
+                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+        });
+    Origin { scheme: if tls { "https" } else { "http" }, host }
+}
+
+/// The token scope a request needs, as a challenge names it: `pull,push` for writes (what clients ask for),
+/// the source's `pull` too for a cross-repository mount.
+fn need_scope(action: Action, class: &Classified) -> String {
+    let repo = class.repository.as_str();
+    match action {
+        Action::Catalog => "registry:catalog:*".to_owned(),
+        Action::Pull => format!("repository:{repo}:pull"),
+        Action::Delete => format!("repository:{repo}:delete"),
+        Action::Push | Action::Overwrite => match class.mount_from.as_deref() {
+            Some(from) => format!("repository:{repo}:pull,push repository:{from}:pull"),
+            None => format!("repository:{repo}:pull,push"),
+        },
+    }
+}
+
 fn upstream_scope(action: Action, class: &Classified) -> Scope {
     match action {
         Action::Catalog => Scope::Catalog,
@@ -396,6 +513,7 @@ impl ProxyHttp for Gateway {
             principal: None,
             client_ip: None,
             decision: "error",
+            route: None,
             action: None,
             rule: None,
             reason: Cow::Borrowed(""),
@@ -411,6 +529,12 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> pingora::Result<bool> {
         let snapshot = self.shared.policy.current();
         ctx.snapshot = Some(snapshot.clone());
+        if let Some(tokens) = &self.shared.tokens
+            && tokens.serves(session.req_header().uri.path())
+        {
+            let tokens = tokens.clone();
+            return self.token_endpoint(session, ctx, &tokens).await;
+        }
         let req = session.req_header();
         let class = match classify(req.method.as_str(), req.uri.path(), req.uri.query()) {
             Ok(c) => c,
@@ -430,11 +554,13 @@ impl ProxyHttp for Gateway {
             Ok(i) => i,
             Err(failure) => {
                 METRICS.authn_failures.with_label_values(&[failure.method()]).inc();
-                ctx.class = Some(class);
                 ctx.decision = "unauthenticated";
                 ctx.reason = Cow::Owned(failure.reason());
-                let reply =
-                    Reply::unauthorized(self.shared.authn.challenges(Some(&failure)), &failure.reason());
+                let scope = class.action.map(|a| need_scope(a, &class));
+                let need = Need { scope: scope.as_deref(), insufficient: false };
+                let challenges = self.shared.authn.challenges(Some(&failure), need, origin(session));
+                ctx.class = Some(class);
+                let reply = Reply::unauthorized(challenges, &failure.reason());
                 return self.send(session, ctx, reply).await;
             }
         };
@@ -453,8 +579,8 @@ impl ProxyHttp for Gateway {
             if sent_nothing && self.shared.authn.takes_credentials() {
                 ctx.decision = "unauthenticated";
                 ctx.reason = Cow::Borrowed("credentials requested");
-                let reply =
-                    Reply::unauthorized(self.shared.authn.challenges(None), "authentication required");
+                let challenges = self.shared.authn.challenges(None, Need::default(), origin(session));
+                let reply = Reply::unauthorized(challenges, "authentication required");
                 return self.send(session, ctx, reply).await;
             }
             ctx.decision = "allow";
@@ -464,13 +590,22 @@ impl ProxyHttp for Gateway {
         let repository = class.repository.clone();
 
         // A mount from a repository the caller may not pull becomes a plain upload.
+        // A mount the policy allows but the caller's token does not cover asks for a token naming both
+        // repositories, as registries do.
         if class.mount {
-            let keep = class.mount_from.as_deref().is_some_and(|from| {
+            let source = class.mount_from.as_deref().map(|from| {
                 let facts = self.facts(session, None);
-                self.verdict(&snapshot, &identity, &facts, Action::Pull, from, None).allowed
+                self.verdict(&snapshot, &identity, &facts, Action::Pull, from, None)
             });
-            if !keep {
-                ctx.query = Some(strip_mount(session.req_header().uri.query().unwrap_or("")));
+            match source {
+                Some(v) if v.allowed => {}
+                Some(v) if v.insufficient && self.shared.authn.token_realm().is_some() => {
+                    if self.enforce(session, ctx, v, action, &class).await? {
+                        ctx.class = Some(class);
+                        return Ok(true);
+                    }
+                }
+                _ => ctx.query = Some(strip_mount(session.req_header().uri.query().unwrap_or(""))),
             }
         }
         let mut class = class;
@@ -480,7 +615,7 @@ impl ProxyHttp for Gateway {
 
         let facts = self.facts(session, class.mount_from.as_deref());
         let v = self.verdict(&snapshot, &identity, &facts, action, &repository, class.reference.as_deref());
-        if self.enforce(session, ctx, v, action, &repository).await? {
+        if self.enforce(session, ctx, v, action, &class).await? {
             ctx.class = Some(class);
             return Ok(true);
         }
@@ -496,7 +631,7 @@ impl ProxyHttp for Gateway {
                     self.verdict(&snapshot, &identity, &facts, Action::Overwrite, &repository, Some(tag))
                 });
                 if !push.allowed {
-                    if self.enforce(session, ctx, push, Action::Push, &repository).await? {
+                    if self.enforce(session, ctx, push, Action::Push, &class).await? {
                         ctx.class = Some(class);
                         return Ok(true);
                     }
@@ -546,7 +681,7 @@ impl ProxyHttp for Gateway {
                 if v.reason == "no_matching_grant" {
                     v.reason = Cow::Borrowed("tag_exists");
                 }
-                if self.enforce(session, ctx, v, Action::Overwrite, &repository).await? {
+                if self.enforce(session, ctx, v, Action::Overwrite, &class).await? {
                     ctx.class = Some(class);
                     return Ok(true);
                 }
@@ -731,7 +866,8 @@ impl ProxyHttp for Gateway {
         let status = session.response_written().map_or(ctx.status, |r| r.status.as_u16());
         let bytes = if ctx.bytes > 0 { ctx.bytes } else { session.body_bytes_sent() as u64 };
         let elapsed = ctx.start.elapsed();
-        let route = ctx.class.as_ref().map_or("invalid", |c| c.endpoint.as_str());
+        let route =
+            ctx.route.unwrap_or_else(|| ctx.class.as_ref().map_or("invalid", |c| c.endpoint.as_str()));
         let action = ctx.action.or_else(|| ctx.class.as_ref().and_then(|c| c.action)).map(|a| a.as_str());
         METRICS
             .requests

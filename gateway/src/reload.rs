@@ -203,6 +203,9 @@ impl BackgroundService for ReloadService {
         if let Some(h) = self.authn_dir() {
             dirs.push(h);
         }
+        if let Some(b) = self.authn.bearer() {
+            dirs.extend(b.watched_dirs());
+        }
         dirs.extend(self.certs.iter().filter_map(|c| c.dir()));
         dirs.sort();
         dirs.dedup();

@@ -22,6 +22,7 @@ use crate::decisions::DecisionLog;
 use crate::proxy::{Gateway, Shared};
 use crate::reload::{PolicyStore, ReloadService};
 use crate::tls::{CertReloader, IdentityCallbacks, ListenerTls};
+use crate::token::TokenService;
 use crate::upstream::{Bundled, HealthService, Remote, Upstream};
 
 /// Loads and checks a configuration file; every problem is in the error, one per line.
@@ -44,9 +45,23 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
     }
 
     let groups = Arc::new(Groups::new(&settings.auth.groups));
+    let token_keys = match &settings.auth.token_service {
+        Some(t) => Some(TokenService::load_keys(t).map_err(|e| anyhow!("auth.token_service.keys: {e}"))?),
+        None => None,
+    };
+    let own = settings
+        .auth
+        .token_service
+        .as_ref()
+        .zip(token_keys.as_deref())
+        .map(|(t, k)| TokenService::own_issuer(t, k));
     let authn =
-        Arc::new(Authenticator::load(&settings.auth, groups.clone()).map_err(|e| anyhow!("auth: {e}"))?);
+        Arc::new(Authenticator::load(&settings.auth, groups.clone(), own).map_err(|e| anyhow!("auth: {e}"))?);
     let policy = Arc::new(PolicyStore::load(&settings.policy_paths).map_err(|e| anyhow!("policy: {e}"))?);
+    let tokens = settings.auth.token_service.clone().zip(token_keys).map(|(t, keys)| {
+        tracing::info!(path = %t.path, service = %t.service, issuer = %t.issuer, "token service on");
+        Arc::new(TokenService::new(t, keys, authn.clone(), policy.clone()))
+    });
     let log = DecisionLog::open(settings.decisions.as_deref()).map_err(|e| anyhow!(e))?;
 
     // The drain below ends the process as soon as requests in flight are done; Pingora's grace period is
@@ -87,6 +102,7 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         trusted_proxies: settings.auth.trusted_proxies.clone(),
         log,
         in_flight: in_flight.clone(),
+        tokens,
     });
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -128,6 +144,9 @@ pub fn serve(path: &Path) -> anyhow::Result<()> {
         ReloadService { store: policy.clone(), authn: authn.clone(), certs: certs.clone() },
     ));
     server.add_service(background_service("certificates", CertReloader { stores: certs }));
+    if authn.bearer().and_then(|b| b.url_refresh_interval()).is_some() {
+        server.add_service(background_service("jwks", JwksRefresher { authn: authn.clone() }));
+    }
     server.add_service(background_service(
         "drain",
         Drain { shared: shared.clone(), in_flight, timeout: settings.shutdown_timeout },
@@ -196,5 +215,27 @@ impl BackgroundService for Drain {
         }
         finish(&self.shared);
         std::process::exit(0);
+    }
+}
+
+/// Fetches the issuers' JWKS URLs at start and then every `jwks_refresh` (retrying every 30s while a
+/// fetch fails).
+struct JwksRefresher {
+    authn: Arc<Authenticator>,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for JwksRefresher {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let Some(bearer) = self.authn.bearer() else { return };
+        let Some(every) = bearer.url_refresh_interval() else { return };
+        loop {
+            bearer.refresh_urls().await;
+            let wait = if bearer.urls_missing_keys() { every.min(Duration::from_secs(30)) } else { every };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 }

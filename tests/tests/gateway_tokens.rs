@@ -119,6 +119,12 @@ async fn bad_tokens_are_refused_with_invalid_token() {
         ("alg none", unsigned(&good, "none")),
         ("HS256 with the public key as secret", hs256(&good, s.registry.public_key.as_bytes())),
         ("garbage", "a.b.c".to_owned()),
+        ("truncated", {
+            let t = s.registry.sign(Some(&s.registry.kid), &good);
+            t[..t.len() - 10].to_owned()
+        }),
+        ("not base64", "!!!.???.***".to_owned()),
+        ("one part", "abc".to_owned()),
     ];
     for (what, token) in cases {
         let r = s.g.client().bearer(&token).get("/v2/team-a/app/tags/list").await;

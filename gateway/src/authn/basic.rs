@@ -149,6 +149,11 @@ impl BasicAuth {
         }
     }
 
+    /// Does the file list `user`?
+    pub fn has_user(&self, user: &str) -> bool {
+        self.file.load().users.contains_key(user)
+    }
+
     /// Verifies the value of an `Authorization: Basic` header (after `Basic `). Returns the principal.
     pub async fn verify(&self, encoded: &str) -> Result<Arc<Principal>, BasicError> {
         use base64::Engine as _;

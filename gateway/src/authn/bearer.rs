@@ -7,8 +7,12 @@
 //! verified result is then remembered until the token expires, so later requests cost one map lookup.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwap;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
@@ -18,6 +22,31 @@ use sha2::{Digest, Sha256};
 
 use super::Groups;
 use crate::config::Issuer;
+use crate::metrics::METRICS;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
+}
+
+/// A verification error in words a client can act on.
+fn describe(e: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match e.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
+        ErrorKind::InvalidAudience => "the token is for another audience".into(),
+        ErrorKind::InvalidIssuer => "the token is from another issuer".into(),
+        ErrorKind::InvalidSignature => "bad signature".into(),
+        ErrorKind::InvalidAlgorithm => "the token's algorithm is not accepted".into(),
+        ErrorKind::MissingRequiredClaim(c) => format!("the token has no {c:?} claim"),
+        _ => e.to_string(),
+    }
+}
 
 /// Longest token accepted (a header line, so bounded anyway; this keeps the cache small).
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -74,13 +103,17 @@ impl std::fmt::Display for BearerError {
 }
 
 /// A public key of an issuer, with the ids a token may name it by.
-struct Key {
-    ids: Vec<String>,
-    key: DecodingKey,
-    family: AlgorithmFamily,
+#[derive(Clone)]
+pub struct Key {
+    /// JWKS `kid`, RFC 7638 thumbprint, libtrust id.
+    pub(crate) ids: Vec<String>,
+    /// The key.
+    pub(crate) key: DecodingKey,
+    /// RSA, EC or Ed.
+    pub(crate) family: AlgorithmFamily,
 }
 
-/// The keys of one issuer.
+/// The keys of one issuer read from its files (PEM keys and certificates, JWKS file).
 pub struct IssuerKeys {
     keys: Vec<Key>,
 }
@@ -107,20 +140,29 @@ impl IssuerKeys {
         }
         if let Some(path) = &issuer.jwks_file {
             let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let set: JwkSet =
-                serde_json::from_slice(&text).map_err(|e| format!("{}: not a JWKS: {e}", path.display()))?;
-            if set.keys.is_empty() {
-                return Err(format!("{}: the JWKS has no keys", path.display()));
-            }
-            for (i, jwk) in set.keys.iter().enumerate() {
-                keys.push(jwk_key(jwk).map_err(|e| format!("{}: keys[{i}]: {e}", path.display()))?);
-            }
+            keys.extend(jwks_keys(&text).map_err(|e| format!("{}: {e}", path.display()))?);
         }
         Ok(IssuerKeys { keys })
     }
 }
 
-fn jwk_key(jwk: &Jwk) -> Result<Key, String> {
+/// The keys of a JWKS document. Keys for other uses (`use` other than `sig`) are skipped.
+pub(crate) fn jwks_keys(text: &[u8]) -> Result<Vec<Key>, String> {
+    let set: JwkSet = serde_json::from_slice(text).map_err(|e| format!("not a JWKS: {e}"))?;
+    let mut keys = Vec::new();
+    for (i, jwk) in set.keys.iter().enumerate() {
+        if matches!(jwk.common.public_key_use, Some(jsonwebtoken::jwk::PublicKeyUse::Encryption)) {
+            continue;
+        }
+        keys.push(jwk_key(jwk).map_err(|e| format!("keys[{i}]: {e}"))?);
+    }
+    if keys.is_empty() {
+        return Err("the JWKS has no signing keys".into());
+    }
+    Ok(keys)
+}
+
+pub(crate) fn jwk_key(jwk: &Jwk) -> Result<Key, String> {
     let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable key: {e}"))?;
     let mut ids = Vec::new();
     ids.extend(jwk.common.key_id.clone());
@@ -133,7 +175,7 @@ fn jwk_key(jwk: &Jwk) -> Result<Key, String> {
 }
 
 /// Keys in PEM text: `PUBLIC KEY` blocks and the public keys of `CERTIFICATE` blocks.
-fn pem_keys(pem: &[u8]) -> Result<Vec<Key>, String> {
+pub(crate) fn pem_keys(pem: &[u8]) -> Result<Vec<Key>, String> {
     let mut out = Vec::new();
     for (label, der) in crate::tls::pem_items(pem) {
         let spki = match label.as_str() {
@@ -189,17 +231,30 @@ fn libtrust_kid(spki: &[u8]) -> String {
 
 struct IssuerVerifier {
     issuer: Issuer,
-    keys: IssuerKeys,
+    /// PEM keys and certificates (and the token service's own keys): fixed for the process's life.
+    fixed: Vec<Key>,
+    /// The JWKS file's keys, re-read when the file changes.
+    file: ArcSwap<Vec<Key>>,
+    /// The JWKS file's modification time and length when last read.
+    file_stamp: Mutex<Option<(SystemTime, u64)>>,
+    /// The JWKS URL's keys, refreshed in the background (kept when a refresh fails).
+    url: ArcSwap<Vec<Key>>,
+    /// When the JWKS URL was last fetched (successfully or not).
+    url_fetched: Mutex<Option<Instant>>,
     /// One validation per key family, holding the issuer's algorithms of that family (jsonwebtoken wants
     /// every algorithm of a validation to fit the key).
     validations: Vec<(AlgorithmFamily, Validation)>,
 }
+
+/// An unknown `kid` of an issuer with a JWKS URL fetches the URL again at most this often.
+const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(5);
 
 /// Verifies bearer tokens of the configured issuers.
 pub struct BearerAuth {
     issuers: Vec<IssuerVerifier>,
     groups: Arc<Groups>,
     verified: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+    http: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for BearerAuth {
@@ -208,12 +263,32 @@ impl std::fmt::Debug for BearerAuth {
     }
 }
 
+/// An issuer whose keys are in memory: the token service's own.
+pub struct OwnIssuer {
+    /// Its settings (issuer, audience, algorithms).
+    pub issuer: Issuer,
+    /// Its public keys.
+    pub keys: Vec<Key>,
+}
+
 impl BearerAuth {
-    /// Loads every issuer's keys.
-    pub fn load(issuers: &[Issuer], groups: Arc<Groups>) -> Result<BearerAuth, String> {
+    /// Loads every issuer's key files (JWKS URLs are fetched by [`BearerAuth::refresh_urls`]).
+    pub fn load(
+        issuers: &[Issuer],
+        own: Option<OwnIssuer>,
+        groups: Arc<Groups>,
+    ) -> Result<BearerAuth, String> {
         let mut out = Vec::new();
-        for issuer in issuers {
-            let keys = IssuerKeys::load(issuer)?;
+        let own = own.map(|o| (o.issuer, o.keys));
+        let all = issuers.iter().map(|i| (i.clone(), None)).chain(own.map(|(i, k)| (i, Some(k))));
+        for (issuer, own_keys) in all {
+            let fixed = match own_keys {
+                Some(k) => k,
+                None => {
+                    let pem_only = Issuer { jwks_file: None, ..issuer.clone() };
+                    IssuerKeys::load(&pem_only)?.keys
+                }
+            };
             let mut algorithms = Vec::new();
             for a in &issuer.algorithms {
                 algorithms.push(Algorithm::from_str(a).map_err(|e| format!("algorithm {a:?}: {e}"))?);
@@ -232,9 +307,139 @@ impl BearerAuth {
                 validation.set_required_spec_claims(&["exp", "iss", "aud"]);
                 validations.push((family, validation));
             }
-            out.push(IssuerVerifier { issuer: issuer.clone(), keys, validations });
+            let v = IssuerVerifier {
+                issuer,
+                fixed,
+                file: ArcSwap::from_pointee(Vec::new()),
+                file_stamp: Mutex::new(None),
+                url: ArcSwap::from_pointee(Vec::new()),
+                url_fetched: Mutex::new(None),
+                validations,
+            };
+            if let Some(path) = &v.issuer.jwks_file {
+                let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                v.file.store(Arc::new(jwks_keys(&text).map_err(|e| format!("{}: {e}", path.display()))?));
+                *lock(&v.file_stamp) = stamp(path);
+            }
+            out.push(v);
         }
-        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(HashMap::new()) })
+        let http = if out.iter().any(|i| i.issuer.jwks_url.is_some()) {
+            Some(
+                reqwest::Client::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| format!("cannot build the JWKS client: {e}"))?,
+            )
+        } else {
+            None
+        };
+        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(HashMap::new()), http })
+    }
+
+    /// The folders of JWKS files (watched for changes).
+    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+        self.issuers
+            .iter()
+            .filter_map(|i| i.issuer.jwks_file.as_deref()?.parent().map(Path::to_path_buf))
+            .collect()
+    }
+
+    /// Re-reads the JWKS files that changed. A file that no longer parses keeps the keys read before.
+    pub fn refresh_files(&self) {
+        for i in &self.issuers {
+            let Some(path) = &i.issuer.jwks_file else { continue };
+            let now = stamp(path);
+            if now.is_none() || *lock(&i.file_stamp) == now {
+                continue;
+            }
+            match std::fs::read(path).map_err(|e| e.to_string()).and_then(|t| jwks_keys(&t)) {
+                Ok(keys) => {
+                    tracing::info!(issuer = %i.issuer.issuer, file = %path.display(), keys = keys.len(), "JWKS file reloaded");
+                    i.file.store(Arc::new(keys));
+                    *lock(&i.file_stamp) = now;
+                    self.forget_verified();
+                }
+                Err(e) => {
+                    tracing::warn!(issuer = %i.issuer.issuer, file = %path.display(), error = %e, "JWKS file not reloaded; keeping the keys read before");
+                }
+            }
+        }
+    }
+
+    /// Fetches every JWKS URL (in the background, every `jwks_refresh`). A failed fetch keeps the keys
+    /// fetched before (stale if error).
+    pub async fn refresh_urls(&self) {
+        for i in 0..self.issuers.len() {
+            self.fetch_url(i).await;
+        }
+    }
+
+    /// How often the JWKS URLs are fetched (the shortest of the issuers' intervals), if any issuer has one.
+    pub fn url_refresh_interval(&self) -> Option<Duration> {
+        self.issuers.iter().filter(|i| i.issuer.jwks_url.is_some()).map(|i| i.issuer.jwks_refresh).min()
+    }
+
+    /// Does an issuer with a JWKS URL hold no keys from it yet (the first fetch failed)?
+    pub fn urls_missing_keys(&self) -> bool {
+        self.issuers.iter().any(|i| i.issuer.jwks_url.is_some() && i.url.load().is_empty())
+    }
+
+    async fn fetch_url(&self, index: usize) -> bool {
+        let issuer = &self.issuers[index];
+        let (Some(url), Some(http)) = (&issuer.issuer.jwks_url, &self.http) else { return false };
+        *lock(&issuer.url_fetched) = Some(Instant::now());
+        let fetched = async {
+            let r = http.get(url).send().await.map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("HTTP {}", r.status()));
+            }
+            let body = r.bytes().await.map_err(|e| e.to_string())?;
+            jwks_keys(&body)
+        }
+        .await;
+        match fetched {
+            Ok(keys) => {
+                let changed = {
+                    let old = issuer.url.load();
+                    old.len() != keys.len() || old.iter().zip(keys.iter()).any(|(a, b)| a.ids != b.ids)
+                };
+                if changed {
+                    tracing::info!(issuer = %issuer.issuer.issuer, url = %url, keys = keys.len(), "JWKS fetched");
+                    issuer.url.store(Arc::new(keys));
+                    self.forget_verified();
+                }
+                true
+            }
+            Err(e) => {
+                METRICS.upstream_errors.with_label_values(&["jwks"]).inc();
+                tracing::warn!(issuer = %issuer.issuer.issuer, url = %url, error = %e, "JWKS fetch failed; keeping the keys fetched before");
+                false
+            }
+        }
+    }
+
+    /// After a token named an unknown key: fetches the issuer's JWKS URL again (at most every 5 s), and
+    /// says whether it is worth verifying the token again.
+    pub async fn refetch_for_unknown_key(&self, token: &str) -> bool {
+        let Ok(claims) = jsonwebtoken::dangerous::insecure_decode_claims::<Map<String, Value>>(token) else {
+            return false;
+        };
+        let Some(iss) = claims.get("iss").and_then(Value::as_str) else { return false };
+        let Some(index) =
+            self.issuers.iter().position(|i| i.issuer.issuer == iss && i.issuer.jwks_url.is_some())
+        else {
+            return false;
+        };
+        let recent =
+            lock(&self.issuers[index].url_fetched).is_some_and(|t| t.elapsed() < UNKNOWN_KID_REFETCH);
+        !recent && self.fetch_url(index).await
+    }
+
+    fn forget_verified(&self) {
+        if let Ok(mut cache) = self.verified.write() {
+            cache.clear();
+        }
     }
 
     /// Verifies a token (the part after `Bearer `).
@@ -256,9 +461,14 @@ impl BearerAuth {
         let issuer =
             self.issuers.iter().find(|i| i.issuer.issuer == iss).ok_or(BearerError::UnknownIssuer)?;
         let family = header.alg.family();
+        if family == AlgorithmFamily::Hmac {
+            return Err(BearerError::Invalid(format!("algorithm {:?} is not accepted", header.alg)));
+        }
+        let (file, url) = (issuer.file.load(), issuer.url.load());
+        let all = || issuer.fixed.iter().chain(file.iter()).chain(url.iter());
         let candidates: Vec<&Key> = match &header.kid {
-            Some(kid) => issuer.keys.keys.iter().filter(|k| k.ids.iter().any(|id| id == kid)).collect(),
-            None => issuer.keys.keys.iter().filter(|k| k.family == family).collect(),
+            Some(kid) => all().filter(|k| k.ids.iter().any(|id| id == kid)).collect(),
+            None => all().filter(|k| k.family == family).collect(),
         };
         if candidates.is_empty() {
             return Err(if header.kid.is_some() {
@@ -289,7 +499,7 @@ impl BearerAuth {
                     }
                     return Ok(verified);
                 }
-                Err(e) => last = Some(e.to_string()),
+                Err(e) => last = Some(describe(&e)),
             }
         }
         Err(BearerError::Invalid(last.unwrap_or_else(|| "invalid".into())))

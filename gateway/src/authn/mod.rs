@@ -15,7 +15,7 @@ use policy::Principal;
 use crate::config::AuthSettings;
 use crate::tls::PeerCert;
 use basic::{BasicAuth, BasicError};
-use bearer::{Access, BearerAuth, BearerError};
+use bearer::{Access, BearerAuth, BearerError, OwnIssuer};
 
 /// Extra groups per user name (`auth.groups` in the config), for principals whose credentials carry none
 /// (htpasswd users, certificate identities) and added to a token's own groups.
@@ -88,6 +88,35 @@ impl Failure {
     }
 }
 
+/// Where clients get tokens: the built-in token service's realm and service name.
+#[derive(Debug, Clone)]
+pub struct TokenRealm {
+    /// The realm URL as configured; otherwise built from the request's scheme and host plus `path`.
+    pub realm: Option<String>,
+    /// The token endpoint's path.
+    pub path: String,
+    /// `service`.
+    pub service: String,
+}
+
+/// The scheme and host a client used to reach the gateway (for a realm URL that points back at it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Origin<'a> {
+    /// `http` or `https`.
+    pub scheme: &'a str,
+    /// The `Host` header (or HTTP/2 authority), if it is a plain host.
+    pub host: Option<&'a str>,
+}
+
+/// What a challenge says beyond the realm.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Need<'a> {
+    /// The scope the request needs (`repository:team/app:pull`), space-separated when several.
+    pub scope: Option<&'a str>,
+    /// The caller's token is valid but grants too little.
+    pub insufficient: bool,
+}
+
 /// Authenticates requests.
 #[derive(Debug)]
 pub struct Authenticator {
@@ -95,30 +124,81 @@ pub struct Authenticator {
     realm: String,
     basic: Option<BasicAuth>,
     bearer: Option<BearerAuth>,
+    token: Option<TokenRealm>,
+    groups: Arc<Groups>,
 }
 
 impl Authenticator {
-    /// Loads the htpasswd file and the issuers' keys.
-    pub fn load(settings: &AuthSettings, groups: Arc<Groups>) -> Result<Authenticator, String> {
+    /// Loads the htpasswd file and the issuers' keys; `own` is the token service's issuer and keys.
+    pub fn load(
+        settings: &AuthSettings,
+        groups: Arc<Groups>,
+        own: Option<OwnIssuer>,
+    ) -> Result<Authenticator, String> {
         let basic = settings.htpasswd.as_deref().map(|p| BasicAuth::load(p, groups.clone())).transpose()?;
-        let bearer = if settings.issuers.is_empty() {
+        let bearer = if settings.issuers.is_empty() && own.is_none() {
             None
         } else {
-            Some(BearerAuth::load(&settings.issuers, groups)?)
+            Some(BearerAuth::load(&settings.issuers, own, groups.clone())?)
         };
+        let token = settings.token_service.as_ref().map(|t| TokenRealm {
+            realm: t.realm.clone(),
+            path: t.path.clone(),
+            service: t.service.clone(),
+        });
         Ok(Authenticator {
             anonymous: settings.anonymous.then(|| Arc::new(Principal::anonymous())),
             realm: settings.realm.clone(),
             basic,
             bearer,
+            token,
+            groups,
         })
     }
 
-    /// Re-reads files that changed (the htpasswd file).
+    /// Re-reads files that changed (the htpasswd file, JWKS files).
     pub fn refresh(&self) {
         if let Some(b) = &self.basic {
             b.refresh();
         }
+        if let Some(b) = &self.bearer {
+            b.refresh_files();
+        }
+    }
+
+    /// The bearer token verifier, if tokens are accepted.
+    pub fn bearer(&self) -> Option<&BearerAuth> {
+        self.bearer.as_ref()
+    }
+
+    /// The extra groups of users.
+    pub fn groups(&self) -> &Groups {
+        &self.groups
+    }
+
+    /// Does the htpasswd file (if any) still list `user`?
+    pub fn basic_user_exists(&self, user: &str) -> bool {
+        self.basic.as_ref().is_some_and(|b| b.has_user(user))
+    }
+
+    /// Verifies `Basic` credentials (the part after `Basic `).
+    pub async fn verify_basic(&self, encoded: &str) -> Result<Arc<Principal>, BasicError> {
+        self.basic.as_ref().ok_or(BasicError::NotConfigured)?.verify(encoded).await
+    }
+
+    /// The anonymous principal, when anonymous access is on.
+    pub fn anonymous(&self) -> Option<Arc<Principal>> {
+        self.anonymous.clone()
+    }
+
+    /// The Basic realm name.
+    pub fn basic_realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// Is the built-in token service on (then challenges are `Bearer`)?
+    pub fn token_realm(&self) -> Option<&TokenRealm> {
+        self.token.as_ref()
     }
 
     /// Who sent a request with this `Authorization` header over a connection with this client certificate.
@@ -146,7 +226,14 @@ impl Authenticator {
             }
             if scheme.eq_ignore_ascii_case("bearer") {
                 let bearer = self.bearer.as_ref().ok_or(Failure::Bearer(BearerError::NotConfigured))?;
-                let v = bearer.verify(rest.trim()).map_err(Failure::Bearer)?;
+                let token = rest.trim();
+                let v = match bearer.verify(token) {
+                    Err(BearerError::UnknownKey) if bearer.refetch_for_unknown_key(token).await => {
+                        bearer.verify(token)
+                    }
+                    other => other,
+                }
+                .map_err(Failure::Bearer)?;
                 return Ok(Identity { principal: v.principal.clone(), access: v.access.clone() });
             }
             return Err(Failure::Scheme);
@@ -160,8 +247,37 @@ impl Authenticator {
         }
     }
 
-    /// `WWW-Authenticate` values for a 401.
-    pub fn challenges(&self, failure: Option<&Failure>) -> Vec<String> {
+    /// `WWW-Authenticate` values for a 401. With the token service on, one `Bearer` challenge naming its
+    /// realm, the service, the scope the request needs and, for a token that failed, the error.
+    pub fn challenges(&self, failure: Option<&Failure>, need: Need<'_>, origin: Origin<'_>) -> Vec<String> {
+        if let Some(t) = &self.token {
+            let mut c = String::with_capacity(160);
+            c.push_str("Bearer realm=\"");
+            match (&t.realm, origin.host) {
+                (Some(r), _) => c.push_str(r),
+                (None, Some(host)) => {
+                    c.push_str(origin.scheme);
+                    c.push_str("://");
+                    c.push_str(host);
+                    c.push_str(&t.path);
+                }
+                (None, None) => c.push_str(&t.path),
+            }
+            c.push_str("\",service=\"");
+            c.push_str(&t.service);
+            c.push('"');
+            if let Some(scope) = need.scope {
+                c.push_str(",scope=\"");
+                c.push_str(scope);
+                c.push('"');
+            }
+            if let Some(Failure::Bearer(_)) = failure {
+                c.push_str(",error=\"invalid_token\"");
+            } else if need.insufficient {
+                c.push_str(",error=\"insufficient_scope\"");
+            }
+            return vec![c];
+        }
         let mut out = Vec::with_capacity(2);
         let realm = self.realm.replace(['"', '\\'], "");
         if let Some(Failure::Bearer(_)) = failure {
@@ -181,7 +297,7 @@ impl Authenticator {
     /// Does the gateway take credentials (htpasswd or token issuers)? Then the `/v2/` ping challenges
     /// callers that send none, so that clients learn to send theirs.
     pub fn takes_credentials(&self) -> bool {
-        self.basic.is_some() || self.bearer.is_some()
+        self.basic.is_some() || self.bearer.is_some() || self.token.is_some()
     }
 
     /// Is anonymous access on?

@@ -1,7 +1,7 @@
 //! The gateway's configuration: one YAML file, as operators write it ([`ConfigFile`]), checked and resolved
 //! into [`Settings`] with every error and its path (`listen[1].tls.cert: ...`).
 
-mod validate;
+pub(crate) mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 pub use validate::{
     AuthSettings, ClientIdentity, Credentials, Issuer, Listener, PolicyMode, Settings, TlsListener,
-    UpstreamSettings, load, validate,
+    TokenServiceSettings, UpstreamSettings, load, validate,
 };
 
 /// The file.
@@ -168,10 +168,34 @@ pub struct AuthSpec {
     /// Proxies whose `X-Forwarded-For` is believed (CIDRs), for `client.ip`.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The built-in token service: ocigate as its own Docker token realm.
+    pub token_service: Option<TokenServiceSpec>,
     /// Groups of users: `group: [user, ...]`, for htpasswd users and certificate identities (and added to
     /// a token's own groups).
     #[serde(default)]
     pub groups: BTreeMap<String, Vec<String>>,
+}
+
+/// The built-in token service.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenServiceSpec {
+    /// The service name: `service` in challenges and the tokens' `aud` (default `ocigate`).
+    pub service: Option<String>,
+    /// The tokens' `iss` (default: the service name).
+    pub issuer: Option<String>,
+    /// The realm URL clients fetch tokens from (default: the scheme and host the client used, plus `path`).
+    pub realm: Option<String>,
+    /// Where the gateway serves the token endpoint (default `/token`; the public keys are at `<path>/jwks`).
+    pub path: Option<String>,
+    /// PKCS#8 PEM keys: the first signs, every one verifies (rotate by putting a new key first). Without
+    /// keys a key is generated at start: tokens then do not survive a restart or work across replicas.
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+    /// Lifetime of access tokens (default 5m).
+    pub lifetime: Option<String>,
+    /// Lifetime of refresh tokens (`offline_token=true`, `access_type=offline`; default 720h).
+    pub refresh_lifetime: Option<String>,
 }
 
 /// A trusted token issuer.
@@ -185,8 +209,13 @@ pub struct IssuerSpec {
     /// PEM public keys (or certificates).
     #[serde(default)]
     pub keys: Vec<PathBuf>,
-    /// A JWKS file.
+    /// A JWKS file (re-read when it changes).
     pub jwks_file: Option<PathBuf>,
+    /// A JWKS URL (`https://...`), fetched at start and every `jwks_refresh`, and again (at most every
+    /// 5s) when a token names a key it does not hold. A failed fetch keeps the keys fetched before.
+    pub jwks_url: Option<String>,
+    /// How often `jwks_url` is fetched (default 5m).
+    pub jwks_refresh: Option<String>,
     /// Accepted algorithms (default: ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA).
     #[serde(default)]
     pub algorithms: Vec<String>,

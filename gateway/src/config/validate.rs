@@ -134,6 +134,27 @@ pub struct AuthSettings {
     pub trusted_proxies: Vec<Cidr>,
     /// `group -> users`.
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// The built-in token service.
+    pub token_service: Option<TokenServiceSettings>,
+}
+
+/// The built-in token service.
+#[derive(Debug, Clone)]
+pub struct TokenServiceSettings {
+    /// `service` and the tokens' audience.
+    pub service: String,
+    /// The tokens' `iss`.
+    pub issuer: String,
+    /// Realm URL, when fixed by the operator.
+    pub realm: Option<String>,
+    /// Path of the endpoint.
+    pub path: String,
+    /// Key files (empty: an ephemeral key).
+    pub keys: Vec<PathBuf>,
+    /// Access token lifetime.
+    pub lifetime: Duration,
+    /// Refresh token lifetime.
+    pub refresh_lifetime: Duration,
 }
 
 /// A token issuer.
@@ -147,6 +168,10 @@ pub struct Issuer {
     pub keys: Vec<PathBuf>,
     /// JWKS file.
     pub jwks_file: Option<PathBuf>,
+    /// JWKS URL.
+    pub jwks_url: Option<String>,
+    /// How often the JWKS URL is fetched.
+    pub jwks_refresh: Duration,
     /// Accepted algorithms (names as in JWS `alg`).
     pub algorithms: Vec<String>,
     /// Leeway for exp/nbf.
@@ -558,6 +583,7 @@ fn auth(
             None => errors.push(format!("auth.trusted_proxies[{i}]: {c:?} is not a CIDR like 10.0.0.0/8")),
         }
     }
+    let token_service = a.token_service.as_ref().and_then(|t| token_service(t, &a.issuers, resolve, errors));
     if !a.anonymous && htpasswd.is_none() && a.issuers.is_empty() && !mtls {
         errors.push(
             "auth: nobody could get in: set `anonymous: true`, an `htpasswd` file, `issuers`, or a listener with \
@@ -581,6 +607,73 @@ fn auth(
         issuers,
         trusted_proxies,
         groups: a.groups.clone(),
+        token_service,
+    })
+}
+
+fn token_service(
+    t: &super::TokenServiceSpec,
+    issuers: &[IssuerSpec],
+    resolve: &dyn Fn(&Path) -> PathBuf,
+    errors: &mut Vec<String>,
+) -> Option<TokenServiceSettings> {
+    const AT: &str = "auth.token_service";
+    let n = errors.len();
+    let service = t.service.clone().unwrap_or_else(|| "ocigate".into());
+    let issuer = t.issuer.clone().unwrap_or_else(|| service.clone());
+    for (field, v) in [("service", &service), ("issuer", &issuer)] {
+        if v.is_empty() || v.contains(['"', '\\']) || v.chars().any(char::is_control) {
+            errors.push(format!(
+                "{AT}.{field}: must be non-empty, without quotes, backslashes or control characters"
+            ));
+        }
+    }
+    if issuers.iter().any(|i| i.issuer == issuer) {
+        errors.push(format!(
+            "{AT}.issuer: {issuer:?} is also the issuer of an entry of auth.issuers; give the token service its own"
+        ));
+    }
+    let path = t.path.clone().unwrap_or_else(|| "/token".into());
+    if !path.starts_with('/') || path == "/" || path.starts_with("/v2") || path.contains(['?', '#', '"', ' '])
+    {
+        errors.push(format!("{AT}.path: {path:?} must be a path like /token, outside /v2/"));
+    }
+    if let Some(realm) = &t.realm
+        && (!(realm.starts_with("https://") || realm.starts_with("http://"))
+            || realm.contains(['"', '\\', ' ']))
+    {
+        errors.push(format!(
+            "{AT}.realm: {realm:?} must be an absolute http(s) URL such as https://registry.example.com/token"
+        ));
+    }
+    let lifetime =
+        duration(t.lifetime.as_deref(), &format!("{AT}.lifetime"), Duration::from_secs(300), errors);
+    if !(Duration::from_secs(60)..=Duration::from_secs(86_400)).contains(&lifetime) {
+        errors.push(format!("{AT}.lifetime: give 60s to 24h (clients assume at least 60s)"));
+    }
+    let refresh_lifetime = duration(
+        t.refresh_lifetime.as_deref(),
+        &format!("{AT}.refresh_lifetime"),
+        Duration::from_secs(720 * 3600),
+        errors,
+    );
+    if refresh_lifetime < lifetime {
+        errors.push(format!("{AT}.refresh_lifetime: must not be shorter than lifetime"));
+    }
+    let keys: Vec<PathBuf> = t.keys.iter().map(|p| resolve(p)).collect();
+    if !keys.is_empty()
+        && let Err(e) = crate::token::keys::TokenKeys::load(&keys)
+    {
+        errors.push(format!("{AT}.keys: {e}"));
+    }
+    (errors.len() == n).then_some(TokenServiceSettings {
+        service,
+        issuer,
+        realm: t.realm.clone(),
+        path,
+        keys,
+        lifetime,
+        refresh_lifetime,
     })
 }
 
@@ -599,8 +692,18 @@ fn issuer(
     }
     let keys: Vec<PathBuf> = s.keys.iter().map(|p| resolve(p)).collect();
     let jwks_file = s.jwks_file.as_ref().map(|p| resolve(p));
-    if keys.is_empty() && jwks_file.is_none() {
-        errors.push(format!("{at}: give `keys` (PEM files) or `jwks_file`"));
+    if keys.is_empty() && jwks_file.is_none() && s.jwks_url.is_none() {
+        errors.push(format!("{at}: give `keys` (PEM files), `jwks_file` or `jwks_url`"));
+    }
+    if let Some(u) = &s.jwks_url
+        && !(u.starts_with("https://") || u.starts_with("http://"))
+    {
+        errors.push(format!("{at}.jwks_url: {u:?} must be an http(s) URL"));
+    }
+    let jwks_refresh =
+        duration(s.jwks_refresh.as_deref(), &format!("{at}.jwks_refresh"), Duration::from_secs(300), errors);
+    if jwks_refresh < Duration::from_secs(1) {
+        errors.push(format!("{at}.jwks_refresh: give at least 1s"));
     }
     let algorithms: Vec<String> = if s.algorithms.is_empty() {
         DEFAULT_ALGORITHMS.iter().map(|s| (*s).to_owned()).collect()
@@ -621,6 +724,8 @@ fn issuer(
         audiences: s.audiences.clone(),
         keys,
         jwks_file,
+        jwks_url: s.jwks_url.clone(),
+        jwks_refresh,
         algorithms,
         leeway,
         subject_claim: s.subject_claim.clone().unwrap_or_else(|| "sub".into()),
