@@ -64,7 +64,7 @@ shutdown_timeout: soon
         "upstream.url: \"ftp://registry\" must start with http:// or https://",
         "auth.htpasswd: cannot read",
         "auth.issuers[0].audiences: name at least one accepted audience",
-        "auth.issuers[0]: give `keys` (PEM files) or `jwks_file`",
+        "auth.issuers[0]: give `keys` (PEM files), `root_cert_bundle`, `jwks_file` or `jwks_url`",
         "auth.issuers[0].algorithms: \"HS256\" is not accepted",
         "policy.mode: \"strict\" is not `enforce` or `dry-run`",
         "threads: must be at least 1",

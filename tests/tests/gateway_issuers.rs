@@ -1,6 +1,6 @@
 //! External issuers while the gateway runs: a JWKS file rotated on disk, a JWKS URL fetched, fetched again
-//! for an unknown key and kept when the server fails, and Kubernetes service-account tokens (RS256, groups
-//! and conditions from the namespaced claims).
+//! for an unknown key and kept when the server fails, tokens carrying an `x5c` certificate chain, and
+//! Kubernetes service-account tokens (RS256, groups and conditions from the namespaced claims).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use integration_tests::bin::ocigate;
 use integration_tests::gateway::Gateway;
-use integration_tests::pki::{Signer, now};
+use integration_tests::pki::{Ca, Signer, now};
 use serde_json::{Value, json};
 
 const POLICY: &str = r#"
@@ -237,4 +237,40 @@ async fn kubernetes_service_account_tokens() {
     assert_eq!(runner.post("/v2/builds/x/blobs/uploads/").await.status, 403);
     let d = g.wait_decision(|d| d["principal"] == "system:serviceaccount:ci:builder" && d["status"] == 202);
     assert_eq!(d["auth"], "bearer");
+}
+
+/// The base64 DER of a PEM certificate (what an `x5c` entry holds).
+fn x5c_entry(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect()
+}
+
+#[tokio::test]
+async fn x5c_chains_are_verified_against_the_root_bundle() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ca, evil) = (Ca::new("token-ca"), Ca::new("evil-ca"));
+    std::fs::write(tmp.path().join("roots.pem"), &ca.cert).unwrap();
+    let g = gateway(
+        tmp.path(),
+        "    - issuer: token-issuer\n      audiences: [registry]\n      root_cert_bundle: roots.pem",
+    );
+    let sign = |key_pem: &str, chain: Vec<String>| {
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(key_pem.as_bytes()).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.x5c = Some(chain);
+        jsonwebtoken::encode(&header, &claims("token-issuer", "registry", "frank"), &key).unwrap()
+    };
+    let leaf = ca.client("token-signer", None);
+    assert_eq!(status(&g, &sign(&leaf.key, vec![x5c_entry(&leaf.cert)])).await, 404, "a chain to the root");
+    let stranger = evil.client("token-signer", None);
+    let other = ca.client("someone-else", None);
+    for (what, token, detail) in [
+        ("another CA", sign(&stranger.key, vec![x5c_entry(&stranger.cert)]), "x5c chain not trusted"),
+        ("a key that is not the leaf's", sign(&other.key, vec![x5c_entry(&leaf.cert)]), "bad signature"),
+        ("not base64", sign(&leaf.key, vec!["!!!".into()]), "not base64"),
+        ("empty", sign(&leaf.key, vec![]), "x5c must hold 1 to 8 certificates"),
+    ] {
+        let r = g.client().bearer(&token).get("/v2/apps/x/tags/list").await;
+        assert_eq!(r.status, 401, "{what}");
+        assert!(r.json()["errors"][0]["detail"].as_str().unwrap().contains(detail), "{what}: {}", r.text());
+    }
 }

@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 use jsonwebtoken::jwk::{Jwk, JwkSet, ThumbprintHash};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use policy::{AuthMethod, Principal};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -138,12 +139,80 @@ impl IssuerKeys {
             }
             keys.extend(found);
         }
+        if let Some(path) = &issuer.root_cert_bundle {
+            let (found, _) = root_bundle(path)?;
+            keys.extend(found);
+        }
         if let Some(path) = &issuer.jwks_file {
             let text = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             keys.extend(jwks_keys(&text).map_err(|e| format!("{}: {e}", path.display()))?);
         }
         Ok(IssuerKeys { keys })
     }
+}
+
+/// A CA bundle: the certificates' keys and the certificates as trust anchors for `x5c` chains.
+fn root_bundle(path: &Path) -> Result<(Vec<Key>, Vec<TrustAnchor<'static>>), String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut anchors = Vec::new();
+    for (label, der) in crate::tls::pem_items(&pem) {
+        if label == "CERTIFICATE" {
+            let cert = CertificateDer::from(der);
+            let anchor = webpki::anchor_from_trusted_cert(&cert)
+                .map_err(|e| format!("{}: unusable certificate: {e:?}", path.display()))?;
+            anchors.push(anchor.to_owned());
+        }
+    }
+    if anchors.is_empty() {
+        return Err(format!("{}: no CERTIFICATE block", path.display()));
+    }
+    let keys = pem_keys(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((keys, anchors))
+}
+
+/// Token-signing certificates carry any extended key usage (as distribution accepts them).
+struct AnyUsage;
+
+impl webpki::ExtendedKeyUsageValidator for AnyUsage {
+    fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
+        for purpose in iter {
+            purpose?;
+        }
+        Ok(())
+    }
+}
+
+/// Most certificates accepted in an `x5c` chain.
+const MAX_CHAIN: usize = 8;
+/// Most verified `x5c` chains remembered.
+const CHAIN_CACHE_CAP: usize = 256;
+
+/// The leaf key of an `x5c` chain (standard base64 DER, leaf first) that leads to one of `anchors`.
+fn x5c_key(chain: &[String], anchors: &[TrustAnchor<'_>]) -> Result<Key, String> {
+    use base64::Engine as _;
+    if chain.is_empty() || chain.len() > MAX_CHAIN {
+        return Err(format!("x5c must hold 1 to {MAX_CHAIN} certificates"));
+    }
+    let mut ders = Vec::with_capacity(chain.len());
+    for c in chain {
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(c)
+            .map_err(|_| "x5c holds a certificate that is not base64".to_owned())?;
+        ders.push(CertificateDer::from(der));
+    }
+    let leaf = webpki::EndEntityCert::try_from(&ders[0]).map_err(|e| format!("x5c leaf: {e:?}"))?;
+    leaf.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        anchors,
+        &ders[1..],
+        UnixTime::now(),
+        AnyUsage,
+        None,
+        None,
+    )
+    .map_err(|e| format!("x5c chain not trusted: {e:?}"))?;
+    let pem = crate::tls::pem_encode("CERTIFICATE", &ders[0]);
+    pem_keys(pem.as_bytes())?.pop().ok_or_else(|| "x5c leaf has no usable key".to_owned())
 }
 
 /// The keys of a JWKS document. Keys for other uses (`use` other than `sig`) are skipped.
@@ -241,9 +310,35 @@ struct IssuerVerifier {
     url: ArcSwap<Vec<Key>>,
     /// When the JWKS URL was last fetched (successfully or not).
     url_fetched: Mutex<Option<Instant>>,
+    /// Trust anchors for `x5c` chains (`root_cert_bundle`).
+    anchors: Vec<TrustAnchor<'static>>,
+    /// Leaf keys of chains verified before, by SHA-256 of the chain.
+    chains: Mutex<HashMap<[u8; 32], Key>>,
     /// One validation per key family, holding the issuer's algorithms of that family (jsonwebtoken wants
     /// every algorithm of a validation to fit the key).
     validations: Vec<(AlgorithmFamily, Validation)>,
+}
+
+impl IssuerVerifier {
+    /// The key of a token's `x5c` chain, verified against the issuer's roots (once per chain).
+    fn chain_key(&self, chain: &[String]) -> Result<Key, BearerError> {
+        let mut h = Sha256::new();
+        for c in chain {
+            h.update(c.as_bytes());
+            h.update(b",");
+        }
+        let id: [u8; 32] = h.finalize().into();
+        if let Some(k) = lock(&self.chains).get(&id) {
+            return Ok(k.clone());
+        }
+        let key = x5c_key(chain, &self.anchors).map_err(BearerError::Invalid)?;
+        let mut cache = lock(&self.chains);
+        if cache.len() >= CHAIN_CACHE_CAP {
+            cache.clear();
+        }
+        cache.insert(id, key.clone());
+        Ok(key)
+    }
 }
 
 /// An unknown `kid` of an issuer with a JWKS URL fetches the URL again at most this often.
@@ -289,6 +384,10 @@ impl BearerAuth {
                     IssuerKeys::load(&pem_only)?.keys
                 }
             };
+            let anchors = match &issuer.root_cert_bundle {
+                Some(path) => root_bundle(path)?.1,
+                None => Vec::new(),
+            };
             let mut algorithms = Vec::new();
             for a in &issuer.algorithms {
                 algorithms.push(Algorithm::from_str(a).map_err(|e| format!("algorithm {a:?}: {e}"))?);
@@ -314,6 +413,8 @@ impl BearerAuth {
                 file_stamp: Mutex::new(None),
                 url: ArcSwap::from_pointee(Vec::new()),
                 url_fetched: Mutex::new(None),
+                anchors,
+                chains: Mutex::new(HashMap::new()),
                 validations,
             };
             if let Some(path) = &v.issuer.jwks_file {
@@ -466,9 +567,15 @@ impl BearerAuth {
         }
         let (file, url) = (issuer.file.load(), issuer.url.load());
         let all = || issuer.fixed.iter().chain(file.iter()).chain(url.iter());
-        let candidates: Vec<&Key> = match &header.kid {
-            Some(kid) => all().filter(|k| k.ids.iter().any(|id| id == kid)).collect(),
-            None => all().filter(|k| k.family == family).collect(),
+        // A certificate chain in the header, when the issuer has roots, decides the key on its own.
+        let chained = match &header.x5c {
+            Some(chain) if !issuer.anchors.is_empty() => Some(issuer.chain_key(chain)?),
+            _ => None,
+        };
+        let candidates: Vec<&Key> = match (&chained, &header.kid) {
+            (Some(k), _) => vec![k],
+            (None, Some(kid)) => all().filter(|k| k.ids.iter().any(|id| id == kid)).collect(),
+            (None, None) => all().filter(|k| k.family == family).collect(),
         };
         if candidates.is_empty() {
             return Err(if header.kid.is_some() {

@@ -209,6 +209,10 @@ pub struct IssuerSpec {
     /// PEM public keys (or certificates).
     #[serde(default)]
     pub keys: Vec<PathBuf>,
+    /// CA certificates (PEM), as distribution's `rootcertbundle`: a token whose `x5c` header holds a
+    /// certificate chain to one of them is verified with the chain's leaf key; tokens signed by the
+    /// certificates' own keys are accepted too.
+    pub root_cert_bundle: Option<PathBuf>,
     /// A JWKS file (re-read when it changes).
     pub jwks_file: Option<PathBuf>,
     /// A JWKS URL (`https://...`), fetched at start and every `jwks_refresh`, and again (at most every

@@ -166,6 +166,8 @@ pub struct Issuer {
     pub audiences: Vec<String>,
     /// PEM key or certificate files.
     pub keys: Vec<PathBuf>,
+    /// CA bundle for `x5c` chains.
+    pub root_cert_bundle: Option<PathBuf>,
     /// JWKS file.
     pub jwks_file: Option<PathBuf>,
     /// JWKS URL.
@@ -692,8 +694,9 @@ fn issuer(
     }
     let keys: Vec<PathBuf> = s.keys.iter().map(|p| resolve(p)).collect();
     let jwks_file = s.jwks_file.as_ref().map(|p| resolve(p));
-    if keys.is_empty() && jwks_file.is_none() && s.jwks_url.is_none() {
-        errors.push(format!("{at}: give `keys` (PEM files), `jwks_file` or `jwks_url`"));
+    let root_cert_bundle = s.root_cert_bundle.as_ref().map(|p| resolve(p));
+    if keys.is_empty() && jwks_file.is_none() && s.jwks_url.is_none() && root_cert_bundle.is_none() {
+        errors.push(format!("{at}: give `keys` (PEM files), `root_cert_bundle`, `jwks_file` or `jwks_url`"));
     }
     if let Some(u) = &s.jwks_url
         && !(u.starts_with("https://") || u.starts_with("http://"))
@@ -723,6 +726,7 @@ fn issuer(
         issuer: s.issuer.clone(),
         audiences: s.audiences.clone(),
         keys,
+        root_cert_bundle,
         jwks_file,
         jwks_url: s.jwks_url.clone(),
         jwks_refresh,

@@ -199,6 +199,7 @@ impl TokenService {
                 issuer: settings.issuer.clone(),
                 audiences: vec![settings.service.clone()],
                 keys: Vec::new(),
+                root_cert_bundle: None,
                 jwks_file: None,
                 jwks_url: None,
                 jwks_refresh: Duration::from_secs(300),
