@@ -34,6 +34,34 @@ fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
     Some((m.modified().ok()?, m.len()))
 }
 
+/// The map hasher for keys that are already SHA-256 digests: their first eight bytes.
+#[derive(Default, Clone, Copy)]
+struct DigestHash;
+
+impl std::hash::BuildHasher for DigestHash {
+    type Hasher = DigestHasher;
+    fn build_hasher(&self) -> DigestHasher {
+        DigestHasher(0)
+    }
+}
+
+/// See [`DigestHash`].
+struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 32]` hashes as its length (a usize, ignored here) then its bytes.
+        if bytes.len() >= 8 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[..8]);
+            self.0 = u64::from_le_bytes(b);
+        }
+    }
+}
+
 /// A verification error in words a client can act on.
 fn describe(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind;
@@ -348,7 +376,9 @@ const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(5);
 pub struct BearerAuth {
     issuers: Vec<IssuerVerifier>,
     groups: Arc<Groups>,
-    verified: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+    /// Verified tokens by SHA-256 of the token: 32 bytes a key whatever the token's size, and a digest
+    /// no one can make collide.
+    verified: RwLock<HashMap<[u8; 32], Arc<Verified>, DigestHash>>,
     http: Option<reqwest::Client>,
 }
 
@@ -435,7 +465,7 @@ impl BearerAuth {
         } else {
             None
         };
-        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(HashMap::new()), http })
+        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(HashMap::default()), http })
     }
 
     /// The folders of JWKS files (watched for changes).
@@ -545,15 +575,16 @@ impl BearerAuth {
 
     /// Verifies a token (the part after `Bearer `).
     pub fn verify(&self, token: &str) -> Result<Arc<Verified>, BearerError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(BearerError::Malformed);
+        }
         let now = jsonwebtoken::get_current_timestamp();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Ok(cache) = self.verified.read()
-            && let Some(v) = cache.get(token)
+            && let Some(v) = cache.get(&digest)
             && now < v.expires
         {
             return Ok(v.clone());
-        }
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(BearerError::Malformed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| BearerError::Malformed)?;
         let unverified: Map<String, Value> =
@@ -602,7 +633,7 @@ impl BearerAuth {
                                 cache.clear();
                             }
                         }
-                        cache.insert(token.into(), verified.clone());
+                        cache.insert(digest, verified.clone());
                     }
                     return Ok(verified);
                 }
