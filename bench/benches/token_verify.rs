@@ -43,7 +43,8 @@ fn setup(alg: &str) -> Setup {
 impl Setup {
     /// A token like the token service issues (a distinct `jti` each time).
     fn token(&self) -> String {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
         let n = self.n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.keys
             .sign(&json!({

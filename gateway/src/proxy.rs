@@ -26,7 +26,8 @@ use serde_json::json;
 
 use oci::paging::Paging;
 
-use crate::authn::{Authenticator, Identity, Need, Origin, access_allows};
+use crate::authn::basic::BasicError;
+use crate::authn::{Authenticator, Failure, Identity, Need, Origin, access_allows};
 use crate::classify::{Classified, Endpoint, classify, strip_mount};
 use crate::config::PolicyMode;
 use crate::decisions::{DecisionLog, Entry, now_rfc3339};
@@ -212,7 +213,8 @@ impl Gateway {
         let reply = if anonymous || wider_token {
             let scope = need_scope(action, class);
             let need = Need { scope: Some(&scope), insufficient: v.insufficient };
-            let challenges = self.shared.authn.challenges(None, need, origin(session));
+            let challenges =
+                self.shared.authn.challenges(None, need, origin(session, &self.shared.trusted_proxies));
             let why = if v.insufficient {
                 "the token does not grant this access"
             } else {
@@ -270,37 +272,51 @@ impl Gateway {
         tokens: &TokenService,
     ) -> pingora::Result<bool> {
         ctx.route = Some("token");
-        let mut body = Vec::new();
-        if session.req_header().method == http::Method::POST {
-            loop {
-                let chunk = tokio::time::timeout(Duration::from_secs(10), session.read_request_body()).await;
-                match chunk {
-                    Ok(Ok(Some(b))) if body.len() + b.len() <= MAX_FORM => body.extend_from_slice(&b),
-                    Ok(Ok(None)) => break,
-                    Ok(Ok(Some(_))) => {
-                        ctx.decision = "invalid";
-                        ctx.reason = Cow::Borrowed("form too large");
-                        session.as_downstream_mut().set_keepalive(None);
-                        let reply = Reply::error(413, "SIZE_INVALID", "the form is too large", None);
-                        return self.send(session, ctx, reply).await;
-                    }
-                    Ok(Err(_)) | Err(_) => {
-                        ctx.decision = "invalid";
-                        ctx.reason = Cow::Borrowed("body not read");
-                        session.as_downstream_mut().set_keepalive(None);
-                        let reply =
-                            Reply::error(400, "UNSUPPORTED", "the request body could not be read", None);
-                        return self.send(session, ctx, reply).await;
-                    }
-                }
-            }
-        }
-        let path = session.req_header().uri.path();
-        if path != tokens.path() {
-            ctx.decision = "allow";
+        let method = session.req_header().method.clone();
+        if session.req_header().uri.path() != tokens.path() {
+            // `<path>/jwks`: the public keys.
             ctx.reason = Cow::Borrowed("jwks");
-            let reply = tokens.jwks();
+            let reply = if method == http::Method::GET || method == http::Method::HEAD {
+                ctx.decision = "allow";
+                tokens.jwks()
+            } else {
+                ctx.decision = "invalid";
+                Reply::method_not_allowed(method.as_str(), "jwks").header("allow", "GET, HEAD")
+            };
             return self.send(session, ctx, reply).await;
+        }
+        let mut body = Vec::new();
+        if method == http::Method::POST {
+            let declared = session
+                .get_header("content-length")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok());
+            let read = async {
+                if declared.is_some_and(|n| n > MAX_FORM) {
+                    return Err(true);
+                }
+                while let Some(b) = session.read_request_body().await.map_err(|_| false)? {
+                    if body.len() + b.len() > MAX_FORM {
+                        return Err(true);
+                    }
+                    body.extend_from_slice(&b);
+                }
+                Ok(())
+            };
+            // One deadline for the whole form, however slowly it trickles in.
+            let outcome = tokio::time::timeout(Duration::from_secs(10), read).await;
+            if !matches!(outcome, Ok(Ok(()))) {
+                let too_large = matches!(outcome, Ok(Err(true)));
+                ctx.decision = "invalid";
+                ctx.reason = Cow::Borrowed(if too_large { "form too large" } else { "body not read" });
+                session.as_downstream_mut().set_keepalive(None);
+                let reply = if too_large {
+                    Reply::error(413, "SIZE_INVALID", "the form is too large", None)
+                } else {
+                    Reply::error(400, "UNSUPPORTED", "the request body could not be read in time", None)
+                };
+                return self.send(session, ctx, reply).await;
+            }
         }
         ctx.client_ip = self.client_facts(session).0;
         let req = session.req_header();
@@ -314,7 +330,6 @@ impl Gateway {
             body: &body,
             authorization: session.get_header("authorization").map(|v| v.as_bytes()),
             cert,
-            origin: origin(session),
         };
         let outcome = tokens.handle(request).await;
         if outcome.decision == "unauthenticated" {
@@ -451,21 +466,33 @@ async fn drain(session: &mut Session) {
     downstream.set_keepalive(None);
 }
 
-/// The scheme and host the client used (for a realm URL pointing back at this gateway).
-fn origin(session: &Session) -> Origin<'_> {
+/// The scheme and host the client used (for a realm URL pointing back at this gateway): the connection's,
+/// or, from a trusted proxy, its `X-Forwarded-Proto` and `X-Forwarded-Host`.
+fn origin<'a>(session: &'a Session, trusted: &[Cidr]) -> Origin<'a> {
+    let plain_host = |h: &&str| {
+        !h.is_empty()
+            && h.len() <= 260
+            && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
+    };
+    let header = |name: &str| session.get_header(name).and_then(|v| v.to_str().ok());
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
     let req = session.req_header();
-    let host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 260
-                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.:[]_".contains(&b))
-        });
-    Origin { scheme: if tls { "https" } else { "http" }, host }
+    let mut scheme = if tls { "https" } else { "http" };
+    let mut host = header("host").or_else(|| req.uri.authority().map(|a| a.as_str())).filter(plain_host);
+    let peer = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+    if peer.is_some_and(|ip| trusted.iter().any(|c| c.contains(ip))) {
+        match header("x-forwarded-proto").map(|p| p.split(',').next().unwrap_or("").trim()) {
+            Some("https") => scheme = "https",
+            Some("http") => scheme = "http",
+            _ => {}
+        }
+        if let Some(h) =
+            header("x-forwarded-host").map(|h| h.split(',').next().unwrap_or("").trim()).filter(plain_host)
+        {
+            host = Some(h);
+        }
+    }
+    Origin { scheme, host }
 }
 
 /// The token scope a request needs, as a challenge names it: `pull,push` for writes (what clients ask for),
@@ -558,9 +585,18 @@ impl ProxyHttp for Gateway {
                 ctx.reason = Cow::Owned(failure.reason());
                 let scope = class.action.map(|a| need_scope(a, &class));
                 let need = Need { scope: scope.as_deref(), insufficient: false };
-                let challenges = self.shared.authn.challenges(Some(&failure), need, origin(session));
+                let challenges = self.shared.authn.challenges(
+                    Some(&failure),
+                    need,
+                    origin(session, &self.shared.trusted_proxies),
+                );
                 ctx.class = Some(class);
-                let reply = Reply::unauthorized(challenges, &failure.reason());
+                let reply = if failure == Failure::Basic(BasicError::Busy) {
+                    Reply::error(429, "TOOMANYREQUESTS", "too many requests", Some(failure.reason().into()))
+                        .header("retry-after", "1")
+                } else {
+                    Reply::unauthorized(challenges, &failure.reason())
+                };
                 return self.send(session, ctx, reply).await;
             }
         };
@@ -579,7 +615,11 @@ impl ProxyHttp for Gateway {
             if sent_nothing && self.shared.authn.takes_credentials() {
                 ctx.decision = "unauthenticated";
                 ctx.reason = Cow::Borrowed("credentials requested");
-                let challenges = self.shared.authn.challenges(None, Need::default(), origin(session));
+                let challenges = self.shared.authn.challenges(
+                    None,
+                    Need::default(),
+                    origin(session, &self.shared.trusted_proxies),
+                );
                 let reply = Reply::unauthorized(challenges, "authentication required");
                 return self.send(session, ctx, reply).await;
             }

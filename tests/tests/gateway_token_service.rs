@@ -58,6 +58,7 @@ upstream:
 auth:
   anonymous: true
   htpasswd: htpasswd
+  trusted_proxies: [127.0.0.1/32]
   token_service:
     service: registry.test
     keys: {keys}
@@ -225,6 +226,10 @@ async fn get_refusals_are_clear() {
             assert_eq!(challenge(&r), "Basic realm=\"ocigate\",charset=\"UTF-8\"");
         }
     }
+    let many: String = (0..65).map(|i| format!("&scope=repository:r{i}:pull")).collect();
+    let r = get_token(&s.g, None, &many).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["error_description"], "65 scopes asked for; at most 64 per request");
     for bad in ["Repository:a:pull", "repository::pull", "repository:a:PULL", "repository(x:a:pull"] {
         let r = get_token(&s.g, None, &format!("scope={bad}")).await;
         assert_eq!(r.status, 400, "{bad}");
@@ -260,6 +265,7 @@ async fn post_password_and_refresh_grants() {
     let body = r.json();
     assert_eq!(body["scope"], "repository:team-a/app:pull");
     assert_eq!(body["expires_in"], 300);
+    assert_eq!(body["token_type"], "Bearer");
     let access_token = body["access_token"].as_str().unwrap().to_owned();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(s.g.client().bearer(&access_token).get("/v2/team-a/app/tags/list").await.status, 404);
@@ -303,21 +309,28 @@ async fn post_password_and_refresh_grants() {
         post_form(&s.g, &format!("grant_type=refresh_token&client_id=x&refresh_token={access_token}")).await;
     assert_eq!(r.status, 401, "{}", r.text());
 
-    // Removing the user from htpasswd ends its refresh tokens.
-    std::fs::write(s.tmp.path().join("htpasswd"), htpasswd_line("alice", "alice-pw") + "\n").unwrap();
+    // A new password ends the user's refresh tokens, and so does removing the user.
     let form = format!("grant_type=refresh_token&refresh_token={refresh}&client_id=containerd");
+    let htpasswd = s.tmp.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("{}\n{}\n", htpasswd_line("alice", "alice-pw"), htpasswd_line("bob", "new-pw")),
+    )
+    .unwrap();
+    refused_with(&s.g, &form, "password of \"bob\" changed").await;
+    std::fs::write(&htpasswd, htpasswd_line("alice", "alice-pw") + "\n").unwrap();
+    refused_with(&s.g, &form, "no longer exists").await;
+}
+
+/// Waits (bounded) until the refresh grant `form` is refused for `why`.
+async fn refused_with(g: &Gateway, form: &str, why: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let r = post_form(&s.g, &form).await;
-        if r.status == 401 {
-            assert!(
-                r.json()["error_description"].as_str().unwrap().contains("no longer exists"),
-                "{}",
-                r.text()
-            );
-            break;
+        let r = post_form(g, form).await;
+        if r.status == 401 && r.json()["error_description"].as_str().unwrap().contains(why) {
+            return;
         }
-        assert!(std::time::Instant::now() < deadline, "the refresh token outlived its user");
+        assert!(std::time::Instant::now() < deadline, "wanted a refusal for {why:?}; got {}", r.text());
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
@@ -368,6 +381,16 @@ async fn challenges_name_exactly_the_scope_needed() {
     assert_eq!(
         challenge(&r),
         format!("{realm},scope=\"repository:team-a/app:pull\",error=\"invalid_token\"")
+    );
+    // Behind a trusted proxy that ended TLS, the realm is the address the client used.
+    let r = anon
+        .with_header("x-forwarded-proto", "https")
+        .with_header("x-forwarded-host", "registry.example.com")
+        .get("/v2/")
+        .await;
+    assert_eq!(
+        challenge(&r),
+        "Bearer realm=\"https://registry.example.com/token\",service=\"registry.test\""
     );
     // Basic directly on /v2/ still works beside the token service.
     assert_eq!(s.g.client().basic("alice", "alice-pw").get("/v2/team-a/app/tags/list").await.status, 404);

@@ -124,6 +124,7 @@ async fn bad_tokens_are_refused_with_invalid_token() {
             t[..t.len() - 10].to_owned()
         }),
         ("not base64", "!!!.???.***".to_owned()),
+        ("no subject", s.registry.sign(Some(&s.registry.kid), &registry_claims("", access.clone()))),
         ("one part", "abc".to_owned()),
     ];
     for (what, token) in cases {

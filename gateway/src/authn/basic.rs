@@ -85,6 +85,18 @@ pub enum BasicError {
     Invalid,
     /// The server is not set up for Basic.
     NotConfigured,
+    /// Every bcrypt slot stayed busy for too long (try again).
+    Busy,
+}
+
+/// How long a password check may wait for a bcrypt slot.
+const SLOT_WAIT: Duration = Duration::from_secs(5);
+
+/// A bcrypt hash no password matches, checked for unknown users so that they take as long as known ones
+/// (the answer's timing does not tell which user names exist).
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| bcrypt::hash("ocigate: no such user", bcrypt::DEFAULT_COST).unwrap_or_default())
 }
 
 /// Verified credentials: SHA-256 of `user:password` -> (principal, when, htpasswd generation).
@@ -149,9 +161,11 @@ impl BasicAuth {
         }
     }
 
-    /// Does the file list `user`?
-    pub fn has_user(&self, user: &str) -> bool {
-        self.file.load().users.contains_key(user)
+    /// A fingerprint of `user`'s entry (16 hex digits of the SHA-256 of its hash), if the user exists.
+    pub fn fingerprint(&self, user: &str) -> Option<String> {
+        let file = self.file.load();
+        let hash = Sha256::digest(file.users.get(user)?.as_bytes());
+        Some(hash[..8].iter().map(|b| format!("{b:02x}")).collect())
     }
 
     /// Verifies the value of an `Authorization: Basic` header (after `Basic `). Returns the principal.
@@ -200,15 +214,20 @@ impl BasicAuth {
         generation: u64,
     ) -> Result<Arc<Principal>, BasicError> {
         let file = self.file.load_full();
-        let Some(hash) = file.users.get(user).cloned() else {
-            return Err(BasicError::Invalid);
+        let (known, hash) = match file.users.get(user) {
+            Some(h) => (true, h.clone()),
+            None => (false, dummy_hash().to_owned()),
         };
-        let _slot = self.bcrypt_slots.acquire().await.map_err(|_| BasicError::Invalid)?;
+        let _slot = match tokio::time::timeout(SLOT_WAIT, self.bcrypt_slots.acquire()).await {
+            Ok(Ok(slot)) => slot,
+            Ok(Err(_)) => return Err(BasicError::Invalid),
+            Err(_) => return Err(BasicError::Busy),
+        };
         let password = password.to_owned();
         let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
             .await
             .unwrap_or(false);
-        if !ok {
+        if !(ok && known) {
             return Err(BasicError::Invalid);
         }
         let principal = Arc::new(Principal::new(user, self.groups.of(user).to_vec(), AuthMethod::Basic));

@@ -62,6 +62,19 @@ impl std::hash::Hasher for DigestHasher {
     }
 }
 
+/// A URL for the log: without user name, password and query.
+fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
 /// A verification error in words a client can act on.
 fn describe(e: &jsonwebtoken::errors::Error) -> String {
     use jsonwebtoken::errors::ErrorKind;
@@ -81,6 +94,39 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
 const MAX_TOKEN_LEN: usize = 16 * 1024;
 /// Most verified tokens remembered at once (then the memory starts over).
 const CACHE_CAP: usize = 10_000;
+/// Most bytes of verified tokens remembered at once (a token's entry holds its claims: about twice its size).
+const CACHE_BYTES: usize = 64 << 20;
+/// Largest JWKS document fetched.
+const MAX_JWKS: usize = 1 << 20;
+
+/// Verified tokens by SHA-256 of the token: 32 bytes a key whatever the token's size, and a digest no one
+/// can make collide. Bounded by count and by the bytes its entries hold.
+#[derive(Default)]
+struct TokenCache {
+    map: HashMap<[u8; 32], (Arc<Verified>, usize), DigestHash>,
+    bytes: usize,
+}
+
+impl TokenCache {
+    fn insert(&mut self, key: [u8; 32], v: Arc<Verified>, weight: usize, now: u64) {
+        if self.map.len() >= CACHE_CAP || self.bytes + weight > CACHE_BYTES {
+            self.map.retain(|_, (v, _)| now < v.expires);
+            self.bytes = self.map.values().map(|(_, w)| w).sum();
+            if self.map.len() >= CACHE_CAP || self.bytes + weight > CACHE_BYTES {
+                self.clear();
+            }
+        }
+        if let Some((_, old)) = self.map.insert(key, (v, weight)) {
+            self.bytes -= old;
+        }
+        self.bytes += weight;
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+    }
+}
 
 /// One entry of a registry token's `access` claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,8 +261,9 @@ const MAX_CHAIN: usize = 8;
 /// Most verified `x5c` chains remembered.
 const CHAIN_CACHE_CAP: usize = 256;
 
-/// The leaf key of an `x5c` chain (standard base64 DER, leaf first) that leads to one of `anchors`.
-fn x5c_key(chain: &[String], anchors: &[TrustAnchor<'_>]) -> Result<Key, String> {
+/// The leaf key of an `x5c` chain (standard base64 DER, leaf first) that leads to one of `anchors`, and
+/// when the leaf expires (seconds since the epoch).
+fn x5c_key(chain: &[String], anchors: &[TrustAnchor<'_>]) -> Result<(Key, u64), String> {
     use base64::Engine as _;
     if chain.is_empty() || chain.len() > MAX_CHAIN {
         return Err(format!("x5c must hold 1 to {MAX_CHAIN} certificates"));
@@ -239,8 +286,14 @@ fn x5c_key(chain: &[String], anchors: &[TrustAnchor<'_>]) -> Result<Key, String>
         None,
     )
     .map_err(|e| format!("x5c chain not trusted: {e:?}"))?;
+    let not_after = {
+        use x509_parser::prelude::*;
+        let (_, cert) = X509Certificate::from_der(&ders[0]).map_err(|e| format!("x5c leaf: {e}"))?;
+        u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0)
+    };
     let pem = crate::tls::pem_encode("CERTIFICATE", &ders[0]);
-    pem_keys(pem.as_bytes())?.pop().ok_or_else(|| "x5c leaf has no usable key".to_owned())
+    let key = pem_keys(pem.as_bytes())?.pop().ok_or_else(|| "x5c leaf has no usable key".to_owned())?;
+    Ok((key, not_after))
 }
 
 /// The keys of a JWKS document. Keys for other uses (`use` other than `sig`) are skipped.
@@ -338,10 +391,12 @@ struct IssuerVerifier {
     url: ArcSwap<Vec<Key>>,
     /// When the JWKS URL was last fetched (successfully or not).
     url_fetched: Mutex<Option<Instant>>,
+    /// The token service's own issuer.
+    own: bool,
     /// Trust anchors for `x5c` chains (`root_cert_bundle`).
     anchors: Vec<TrustAnchor<'static>>,
-    /// Leaf keys of chains verified before, by SHA-256 of the chain.
-    chains: Mutex<HashMap<[u8; 32], Key>>,
+    /// Leaf keys of chains verified before, by SHA-256 of the chain, with the leaf's expiry.
+    chains: Mutex<HashMap<[u8; 32], (Key, u64)>>,
     /// One validation per key family, holding the issuer's algorithms of that family (jsonwebtoken wants
     /// every algorithm of a validation to fit the key).
     validations: Vec<(AlgorithmFamily, Validation)>,
@@ -356,15 +411,21 @@ impl IssuerVerifier {
             h.update(b",");
         }
         let id: [u8; 32] = h.finalize().into();
-        if let Some(k) = lock(&self.chains).get(&id) {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some((k, not_after)) = lock(&self.chains).get(&id)
+            && now < *not_after
+        {
             return Ok(k.clone());
         }
-        let key = x5c_key(chain, &self.anchors).map_err(BearerError::Invalid)?;
+        let (key, not_after) = x5c_key(chain, &self.anchors).map_err(BearerError::Invalid)?;
         let mut cache = lock(&self.chains);
         if cache.len() >= CHAIN_CACHE_CAP {
-            cache.clear();
+            cache.retain(|_, (_, t)| now < *t);
+            if cache.len() >= CHAIN_CACHE_CAP {
+                cache.clear();
+            }
         }
-        cache.insert(id, key.clone());
+        cache.insert(id, (key.clone(), not_after));
         Ok(key)
     }
 }
@@ -376,9 +437,7 @@ const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(5);
 pub struct BearerAuth {
     issuers: Vec<IssuerVerifier>,
     groups: Arc<Groups>,
-    /// Verified tokens by SHA-256 of the token: 32 bytes a key whatever the token's size, and a digest
-    /// no one can make collide.
-    verified: RwLock<HashMap<[u8; 32], Arc<Verified>, DigestHash>>,
+    verified: RwLock<TokenCache>,
     http: Option<reqwest::Client>,
 }
 
@@ -407,6 +466,7 @@ impl BearerAuth {
         let own = own.map(|o| (o.issuer, o.keys));
         let all = issuers.iter().map(|i| (i.clone(), None)).chain(own.map(|(i, k)| (i, Some(k))));
         for (issuer, own_keys) in all {
+            let own_keys_given = own_keys.is_some();
             let fixed = match own_keys {
                 Some(k) => k,
                 None => {
@@ -443,6 +503,7 @@ impl BearerAuth {
                 file_stamp: Mutex::new(None),
                 url: ArcSwap::from_pointee(Vec::new()),
                 url_fetched: Mutex::new(None),
+                own: own_keys_given,
                 anchors,
                 chains: Mutex::new(HashMap::new()),
                 validations,
@@ -465,7 +526,7 @@ impl BearerAuth {
         } else {
             None
         };
-        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(HashMap::default()), http })
+        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(TokenCache::default()), http })
     }
 
     /// The folders of JWKS files (watched for changes).
@@ -521,14 +582,21 @@ impl BearerAuth {
         let (Some(url), Some(http)) = (&issuer.issuer.jwks_url, &self.http) else { return false };
         *lock(&issuer.url_fetched) = Some(Instant::now());
         let fetched = async {
-            let r = http.get(url).send().await.map_err(|e| e.to_string())?;
+            let mut r = http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
             if !r.status().is_success() {
                 return Err(format!("HTTP {}", r.status()));
             }
-            let body = r.bytes().await.map_err(|e| e.to_string())?;
+            let mut body = Vec::new();
+            while let Some(chunk) = r.chunk().await.map_err(|e| e.without_url().to_string())? {
+                if body.len() + chunk.len() > MAX_JWKS {
+                    return Err(format!("the JWKS is larger than {MAX_JWKS} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
             jwks_keys(&body)
         }
         .await;
+        let url = redacted(url);
         match fetched {
             Ok(keys) => {
                 let changed = {
@@ -562,9 +630,15 @@ impl BearerAuth {
         else {
             return false;
         };
-        let recent =
-            lock(&self.issuers[index].url_fetched).is_some_and(|t| t.elapsed() < UNKNOWN_KID_REFETCH);
-        !recent && self.fetch_url(index).await
+        {
+            // Checked and claimed in one step, so concurrent requests with unknown keys fetch once.
+            let mut last = lock(&self.issuers[index].url_fetched);
+            if last.is_some_and(|t| t.elapsed() < UNKNOWN_KID_REFETCH) {
+                return false;
+            }
+            *last = Some(Instant::now());
+        }
+        self.fetch_url(index).await
     }
 
     fn forget_verified(&self) {
@@ -581,7 +655,7 @@ impl BearerAuth {
         let now = jsonwebtoken::get_current_timestamp();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         if let Ok(cache) = self.verified.read()
-            && let Some(v) = cache.get(&digest)
+            && let Some((v, _)) = cache.map.get(&digest)
             && now < v.expires
         {
             return Ok(v.clone());
@@ -625,15 +699,9 @@ impl BearerAuth {
             };
             match jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation) {
                 Ok(data) => {
-                    let verified = Arc::new(self.build(&issuer.issuer, data.claims)?);
+                    let verified = Arc::new(self.build(issuer, data.claims)?);
                     if let Ok(mut cache) = self.verified.write() {
-                        if cache.len() >= CACHE_CAP {
-                            cache.retain(|_, v| now < v.expires);
-                            if cache.len() >= CACHE_CAP {
-                                cache.clear();
-                            }
-                        }
-                        cache.insert(digest, verified.clone());
+                        cache.insert(digest, verified.clone(), 2 * token.len() + 256, now);
                     }
                     return Ok(verified);
                 }
@@ -643,9 +711,18 @@ impl BearerAuth {
         Err(BearerError::Invalid(last.unwrap_or_else(|| "invalid".into())))
     }
 
-    fn build(&self, issuer: &Issuer, claims: Map<String, Value>) -> Result<Verified, BearerError> {
+    fn build(&self, verifier: &IssuerVerifier, claims: Map<String, Value>) -> Result<Verified, BearerError> {
+        let issuer = &verifier.issuer;
         let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
         let subject = lookup(&claims, &issuer.subject_claim).and_then(Value::as_str).unwrap_or("").to_owned();
+        // Only the token service's own tokens may be anonymous (an empty `sub`, issued to a caller without
+        // credentials); an empty subject from anyone else is refused, never taken for "anonymous".
+        if subject.is_empty() && !verifier.own {
+            return Err(BearerError::Invalid(format!(
+                "the token names no subject (claim {:?})",
+                issuer.subject_claim
+            )));
+        }
         let mut groups: Vec<String> = match lookup(&claims, &issuer.groups_claim) {
             Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
             Some(Value::String(s)) => vec![s.clone()],

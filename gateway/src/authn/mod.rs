@@ -82,6 +82,7 @@ impl Failure {
             Failure::Basic(BasicError::Malformed) => "malformed Basic credentials".into(),
             Failure::Basic(BasicError::Invalid) => "invalid user name or password".into(),
             Failure::Basic(BasicError::NotConfigured) => "Basic authentication is not accepted here".into(),
+            Failure::Basic(BasicError::Busy) => "too many password checks at once; try again".into(),
             Failure::Bearer(e) => format!("invalid bearer token: {e}"),
             Failure::Scheme => "unsupported Authorization scheme (use Basic or Bearer)".into(),
         }
@@ -176,9 +177,9 @@ impl Authenticator {
         &self.groups
     }
 
-    /// Does the htpasswd file (if any) still list `user`?
-    pub fn basic_user_exists(&self, user: &str) -> bool {
-        self.basic.as_ref().is_some_and(|b| b.has_user(user))
+    /// A fingerprint of `user`'s htpasswd entry (it changes with the password), if the user exists.
+    pub fn basic_fingerprint(&self, user: &str) -> Option<String> {
+        self.basic.as_ref()?.fingerprint(user)
     }
 
     /// Verifies `Basic` credentials (the part after `Basic `).
@@ -234,6 +235,10 @@ impl Authenticator {
                     other => other,
                 }
                 .map_err(Failure::Bearer)?;
+                // An anonymous token of the token service is only good while anonymous access is on.
+                if v.principal.is_anonymous() && self.anonymous.is_none() {
+                    return Err(Failure::Missing);
+                }
                 return Ok(Identity { principal: v.principal.clone(), access: v.access.clone() });
             }
             return Err(Failure::Scheme);

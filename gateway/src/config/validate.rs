@@ -578,6 +578,14 @@ fn auth(
         .enumerate()
         .filter_map(|(i, s)| issuer(s, &format!("auth.issuers[{i}]"), resolve, errors))
         .collect();
+    for (i, s) in a.issuers.iter().enumerate() {
+        if let Some(j) = a.issuers[..i].iter().position(|x| x.issuer == s.issuer) {
+            errors.push(format!(
+                "auth.issuers[{i}].issuer: {:?} is also auth.issuers[{j}]; merge their keys into one entry",
+                s.issuer
+            ));
+        }
+    }
     let mut trusted_proxies = Vec::new();
     for (i, c) in a.trusted_proxies.iter().enumerate() {
         match Cidr::parse(c) {
@@ -599,8 +607,8 @@ fn auth(
         }
     }
     let realm = a.realm.clone().unwrap_or_else(|| "ocigate".into());
-    if realm.contains(['"', '\\']) {
-        errors.push("auth.realm: must not contain quotes or backslashes".into());
+    if realm.contains(['"', '\\']) || realm.chars().any(char::is_control) {
+        errors.push("auth.realm: must not contain quotes, backslashes or control characters".into());
     }
     Some(AuthSettings {
         anonymous: a.anonymous,
@@ -642,7 +650,8 @@ fn token_service(
     }
     if let Some(realm) = &t.realm
         && (!(realm.starts_with("https://") || realm.starts_with("http://"))
-            || realm.contains(['"', '\\', ' ']))
+            || realm.contains(['"', '\\', ' '])
+            || realm.chars().any(char::is_control))
     {
         errors.push(format!(
             "{AT}.realm: {realm:?} must be an absolute http(s) URL such as https://registry.example.com/token"
@@ -659,8 +668,8 @@ fn token_service(
         Duration::from_secs(720 * 3600),
         errors,
     );
-    if refresh_lifetime < lifetime {
-        errors.push(format!("{AT}.refresh_lifetime: must not be shorter than lifetime"));
+    if refresh_lifetime < lifetime || refresh_lifetime > Duration::from_secs(366 * 86_400) {
+        errors.push(format!("{AT}.refresh_lifetime: give from `lifetime` up to 366 days"));
     }
     let keys: Vec<PathBuf> = t.keys.iter().map(|p| resolve(p)).collect();
     if !keys.is_empty()

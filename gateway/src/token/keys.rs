@@ -80,6 +80,12 @@ impl TokenKeys {
         for (i, path) in paths.iter().enumerate() {
             let path = path.as_ref();
             let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            if String::from_utf8_lossy(&pem).contains("ENCRYPTED PRIVATE KEY-----") {
+                return Err(format!(
+                    "{}: the key is encrypted; give it unencrypted (openssl pkcs8 -topk8 -nocrypt) and protect the file",
+                    path.display()
+                ));
+            }
             if String::from_utf8_lossy(&pem).contains("PRIVATE KEY-----") {
                 let (key, alg, jwk) = private_key(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
                 let (jwk, kid) = with_thumbprint(jwk)?;

@@ -21,9 +21,9 @@ use policy::{Action, ActionSet, AuthMethod, Principal};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::authn::Authenticator;
 use crate::authn::basic::BasicError;
 use crate::authn::bearer::{Key, OwnIssuer};
-use crate::authn::{Authenticator, Origin};
 use crate::config::{Issuer, TokenServiceSettings};
 use crate::reload::PolicyStore;
 use crate::reply::Reply;
@@ -33,6 +33,11 @@ use scope::{ResourceScope, parse_all};
 
 /// Largest POST body read.
 pub const MAX_FORM: usize = 64 * 1024;
+/// Most scopes one token request may ask for (each costs a policy evaluation, and the token must stay
+/// small enough for a header).
+pub const MAX_SCOPES: usize = 64;
+/// Largest token issued (the resource server refuses larger ones).
+const MAX_TOKEN: usize = 16 * 1024;
 
 /// What marks a refresh token (its audience is the service's with this prefix, so it is never accepted
 /// as an access token).
@@ -65,8 +70,6 @@ pub struct TokenRequest<'a> {
     pub authorization: Option<&'a [u8]>,
     /// The client certificate's identity.
     pub cert: Option<&'a PeerCert>,
-    /// How the client reached the gateway.
-    pub origin: Origin<'a>,
 }
 
 /// The answer and what to log.
@@ -137,8 +140,19 @@ struct RefreshClaims<'a> {
     exp: u64,
     iat: u64,
     jti: String,
-    /// How the user authenticated when the refresh token was issued.
+    /// How the user authenticated when the chain of refresh tokens began.
     amr: &'a str,
+    /// When the user last gave a password: refreshing never extends past this plus `refresh_lifetime`.
+    auth_time: u64,
+    /// A fingerprint of the user's htpasswd entry: a new password ends the user's refresh tokens.
+    cred: String,
+}
+
+/// A caller a token is issued to.
+struct Holder {
+    principal: Arc<Principal>,
+    /// When the user gave a password (for refresh tokens), if the caller may have one.
+    auth_time: Option<u64>,
 }
 
 fn now_secs() -> u64 {
@@ -152,6 +166,26 @@ fn jti() -> String {
         b = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos().to_le_bytes();
     }
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Too many password checks at once: try again in a moment.
+fn busy() -> Reply {
+    token_error(
+        429,
+        "temporarily_unavailable",
+        "TOOMANYREQUESTS",
+        "too many password checks at once; try again",
+    )
+    .header("retry-after", "1")
+}
+
+/// Parses the `scope` values of a request, at most [`MAX_SCOPES`] of them.
+fn parse_scopes<'a>(values: impl IntoIterator<Item = &'a str>) -> Result<Vec<ResourceScope>, String> {
+    let scopes = parse_all(values).map_err(|e| e.to_string())?;
+    if scopes.len() > MAX_SCOPES {
+        return Err(format!("{} scopes asked for; at most {MAX_SCOPES} per request", scopes.len()));
+    }
+    Ok(scopes)
 }
 
 /// An error of the token endpoint: the OCI shape plus the OAuth2 fields (`error`, `error_description`),
@@ -292,11 +326,11 @@ impl TokenService {
         if let Err(o) = self.check_service(service.as_deref()) {
             return *o;
         }
-        let scopes = match parse_all(scopes.iter().map(String::as_str)) {
+        let scopes = match parse_scopes(scopes.iter().map(String::as_str)) {
             Ok(s) => s,
             Err(e) => {
                 return TokenOutcome::refused(
-                    token_error(400, "invalid_scope", "UNSUPPORTED", &e.to_string()),
+                    token_error(400, "invalid_scope", "UNSUPPORTED", &e),
                     "invalid",
                     "malformed scope",
                 );
@@ -323,8 +357,9 @@ impl TokenService {
                 reason: "account mismatch".into(),
             };
         }
-        let refresh = offline && !principal.is_anonymous();
-        self.issue(principal, &scopes, refresh, false)
+        let holder =
+            Holder { auth_time: (principal.method() == AuthMethod::Basic).then(now_secs), principal };
+        self.issue(holder, &scopes, offline, false)
     }
 
     /// Who calls a GET: Basic credentials, else the client certificate, else anonymous (when allowed).
@@ -341,10 +376,14 @@ impl TokenService {
             }
             if rest.trim() != "Og==" {
                 return self.authn.verify_basic(rest.trim()).await.map_err(|e| {
+                    if e == BasicError::Busy {
+                        return Box::new(TokenOutcome::refused(busy(), "error", "bcrypt slots busy"));
+                    }
                     let why = match e {
                         BasicError::Malformed => "malformed Basic credentials",
                         BasicError::Invalid => "invalid user name or password",
                         BasicError::NotConfigured => "Basic authentication is not configured (auth.htpasswd)",
+                        BasicError::Busy => "too many password checks at once; try again",
                     };
                     Box::new(TokenOutcome::refused(
                         self.unauthorized("invalid_grant", why),
@@ -388,9 +427,9 @@ impl TokenService {
         if let Err(o) = self.check_service(get("service")) {
             return *o;
         }
-        let scopes = match parse_all(get("scope")) {
+        let scopes = match parse_scopes(get("scope")) {
             Ok(s) => s,
-            Err(e) => return invalid("invalid_scope", &e.to_string()),
+            Err(e) => return invalid("invalid_scope", &e),
         };
         let offline = get("access_type") == Some("offline");
         match grant_type {
@@ -401,7 +440,13 @@ impl TokenService {
                 use base64::Engine as _;
                 let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 match self.authn.verify_basic(&encoded).await {
-                    Ok(p) => self.issue(p, &scopes, offline, true),
+                    Ok(p) => self.issue(
+                        Holder { principal: p, auth_time: Some(now_secs()) },
+                        &scopes,
+                        offline,
+                        true,
+                    ),
+                    Err(BasicError::Busy) => TokenOutcome::refused(busy(), "error", "bcrypt slots busy"),
                     Err(_) => TokenOutcome::refused(
                         self.unauthorized("invalid_grant", "invalid user name or password"),
                         "unauthenticated",
@@ -413,8 +458,8 @@ impl TokenService {
                 let Some(token) = get("refresh_token") else {
                     return invalid("invalid_request", "the refresh_token grant needs refresh_token");
                 };
-                match self.refresh_principal(token) {
-                    Ok(p) => self.issue(p, &scopes, true, true),
+                match self.refresh_holder(token) {
+                    Ok(h) => self.issue(h, &scopes, true, true),
                     Err(why) => TokenOutcome::refused(
                         self.unauthorized("invalid_grant", &format!("invalid refresh token: {why}")),
                         "unauthenticated",
@@ -430,23 +475,23 @@ impl TokenService {
     }
 
     /// The user a refresh token stands for, if it is one of ours, unexpired, for this service, and its
-    /// user still exists.
-    fn refresh_principal(&self, token: &str) -> Result<Arc<Principal>, String> {
+    /// user still exists with the password it had.
+    fn refresh_holder(&self, token: &str) -> Result<Holder, String> {
         let audience = format!("{REFRESH_AUDIENCE_PREFIX}{}", self.settings.service);
         let claims = self.keys.verify(token, &self.settings.issuer, &audience)?;
         let sub = claims.get("sub").and_then(Value::as_str).unwrap_or("");
-        if sub.is_empty() {
-            return Err("no subject".into());
+        if sub.is_empty() || claims.get("amr").and_then(Value::as_str) != Some(AuthMethod::Basic.as_str()) {
+            return Err("not a refresh token".into());
         }
-        let method = claims.get("amr").and_then(Value::as_str).and_then(AuthMethod::parse);
-        let method = match method {
-            Some(AuthMethod::Basic) if !self.authn.basic_user_exists(sub) => {
-                return Err(format!("user {sub:?} no longer exists"));
-            }
-            Some(m @ (AuthMethod::Basic | AuthMethod::Mtls)) => m,
-            _ => return Err("not a refresh token".into()),
+        let Some(current) = self.authn.basic_fingerprint(sub) else {
+            return Err(format!("user {sub:?} no longer exists"));
         };
-        Ok(Arc::new(Principal::new(sub, self.authn.groups().of(sub).to_vec(), method)))
+        if claims.get("cred").and_then(Value::as_str) != Some(current.as_str()) {
+            return Err(format!("the password of {sub:?} changed; log in again"));
+        }
+        let auth_time = claims.get("auth_time").and_then(Value::as_u64).ok_or("not a refresh token")?;
+        let principal = Principal::new(sub, self.authn.groups().of(sub).to_vec(), AuthMethod::Basic);
+        Ok(Holder { principal: Arc::new(principal), auth_time: Some(auth_time) })
     }
 
     /// What the policy lets `p` have of `scopes`.
@@ -456,7 +501,7 @@ impl TokenService {
         let mut out: Vec<AccessEntry> = Vec::new();
         for s in scopes {
             let (granted, repository): (Vec<String>, &str) = match s.kind.as_str() {
-                "repository" => {
+                "repository" if oci::name::validate(&s.name).is_ok() => {
                     let mut asked = ActionSet::EMPTY;
                     for a in &s.actions {
                         match a.as_str() {
@@ -519,36 +564,63 @@ impl TokenService {
         })
     }
 
-    fn issue(&self, p: Arc<Principal>, scopes: &[ResourceScope], refresh: bool, oauth: bool) -> TokenOutcome {
-        let access = self.grants(&p, scopes);
+    /// Issues a token (and, when asked and the caller logged in with a password, a refresh token).
+    fn issue(&self, holder: Holder, scopes: &[ResourceScope], refresh: bool, oauth: bool) -> TokenOutcome {
+        let p = holder.principal;
+        // Grants are asked for the principal the token will be at request time: the same name and groups,
+        // authenticated by `bearer`.
+        let as_bearer = if p.is_anonymous() {
+            p.clone()
+        } else {
+            Arc::new(Principal::new(p.name(), p.groups().to_vec(), AuthMethod::Bearer))
+        };
+        let access = self.grants(&as_bearer, scopes);
         let token = match self.mint(p.name(), &access, self.settings.lifetime) {
             Ok(t) => t,
             Err(e) => return self.failed(p, &e),
         };
-        let refresh_token = if refresh && !p.is_anonymous() {
-            let now = now_secs();
-            let claims = RefreshClaims {
-                iss: &self.settings.issuer,
-                sub: p.name(),
-                aud: format!("{REFRESH_AUDIENCE_PREFIX}{}", self.settings.service),
-                exp: now + self.settings.refresh_lifetime.as_secs(),
-                iat: now,
-                jti: jti(),
-                amr: p.method().as_str(),
+        if token.len() > MAX_TOKEN {
+            return TokenOutcome {
+                reply: token_error(
+                    400,
+                    "invalid_scope",
+                    "UNSUPPORTED",
+                    "the granted scopes make the token too large; ask for fewer",
+                ),
+                principal: Some(p),
+                decision: "invalid",
+                reason: "token too large".into(),
             };
-            match self.keys.sign(&claims) {
-                Ok(t) => Some(t),
-                Err(e) => return self.failed(p, &e),
+        }
+        let fingerprint = if p.is_anonymous() { None } else { self.authn.basic_fingerprint(p.name()) };
+        let refresh_token = match (refresh, holder.auth_time, fingerprint) {
+            (true, Some(auth_time), Some(cred)) if p.method() == AuthMethod::Basic => {
+                let now = now_secs();
+                let claims = RefreshClaims {
+                    iss: &self.settings.issuer,
+                    sub: p.name(),
+                    aud: format!("{REFRESH_AUDIENCE_PREFIX}{}", self.settings.service),
+                    exp: (auth_time + self.settings.refresh_lifetime.as_secs())
+                        .min(now + self.settings.refresh_lifetime.as_secs()),
+                    iat: now,
+                    jti: jti(),
+                    amr: AuthMethod::Basic.as_str(),
+                    auth_time,
+                    cred,
+                };
+                match self.keys.sign(&claims) {
+                    Ok(t) => Some(t),
+                    Err(e) => return self.failed(p, &e),
+                }
             }
-        } else {
-            None
+            _ => None,
         };
         let granted: Vec<String> = access.iter().map(AccessEntry::scope_string).collect();
         let granted = granted.join(" ");
         let issued_at = crate::decisions::now_rfc3339();
         let expires_in = self.settings.lifetime.as_secs();
         let mut body = if oauth {
-            json!({ "access_token": token, "scope": granted, "expires_in": expires_in, "issued_at": issued_at })
+            json!({ "access_token": token, "token_type": "Bearer", "scope": granted, "expires_in": expires_in, "issued_at": issued_at })
         } else {
             json!({ "token": token, "access_token": token, "expires_in": expires_in, "issued_at": issued_at })
         };
