@@ -13,6 +13,7 @@ pub mod content;
 pub mod gateway;
 pub mod http;
 pub mod layout;
+pub mod ociclient;
 pub mod pki;
 pub mod server;
 pub mod tools;

@@ -117,8 +117,8 @@ fn serve_refuses_a_busy_port_naming_the_field() {
 
 #[tokio::test]
 async fn the_rust_oci_client_pushes_and_pulls_through_the_gateway() {
-    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-    use oci_client::manifest::{IMAGE_LAYER_GZIP_MEDIA_TYPE, OciImageManifest};
+    use integration_tests::ociclient::{PushParts, http_client, push_parts};
+    use oci_client::manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE;
     use oci_client::secrets::RegistryAuth;
 
     let tmp = tempfile::tempdir().unwrap();
@@ -133,22 +133,15 @@ async fn the_rust_oci_client_pushes_and_pulls_through_the_gateway() {
         "listen:\n  - addr: 127.0.0.1:0\nupstream: {bundled: {root: data}}\nauth: {htpasswd: htpasswd}\npolicy: {paths: [p.yaml]}\n",
     );
     let img = Image::new(801, 2, 200_000, "amd64");
-    let c = oci_client::Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+    let c = http_client();
     let reference: oci_client::Reference = format!("{}/rust/app:v1", g.host()).parse().unwrap();
-    let layers: Vec<ImageLayer> = img
-        .layers
-        .iter()
-        .map(|l| ImageLayer::new(l.data.clone(), IMAGE_LAYER_GZIP_MEDIA_TYPE.into(), None))
-        .collect();
-    let config = Config::oci_v1(img.config.data.clone(), None);
-    let manifest = OciImageManifest::build(&layers, &config, None);
+    let PushParts { layers, config, manifest } = push_parts(&img);
     let alice = RegistryAuth::Basic("alice".into(), "alice-pw".into());
     c.push(&reference, &layers, config, &alice, Some(manifest)).await.expect("push as alice");
     let pulled = c.pull(&reference, &alice, vec![IMAGE_LAYER_GZIP_MEDIA_TYPE]).await.expect("pull as alice");
     assert_eq!(pulled.config.data, img.config.data);
 
-    let anonymous =
-        oci_client::Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+    let anonymous = http_client();
     let err = anonymous.pull(&reference, &RegistryAuth::Anonymous, vec![IMAGE_LAYER_GZIP_MEDIA_TYPE]).await;
     assert!(err.is_err(), "anonymous access is off");
     let wrong = RegistryAuth::Basic("alice".into(), "nope".into());

@@ -485,34 +485,25 @@ async fn skopeo_logs_in_and_copies_through_the_token_service() {
 
 #[tokio::test]
 async fn the_rust_oci_client_works_through_the_token_service() {
-    use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-    use oci_client::manifest::{IMAGE_LAYER_GZIP_MEDIA_TYPE, OciImageManifest};
+    use integration_tests::ociclient::{PushParts, http_client, push_parts};
+    use oci_client::manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE;
     use oci_client::secrets::RegistryAuth;
     let s = setup();
     let img = Image::new(902, 1, 50_000, "amd64");
-    let c = oci_client::Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+    let c = http_client();
     let reference: oci_client::Reference = format!("{}/team-a/rust:v1", s.g.host()).parse().unwrap();
-    let layers: Vec<ImageLayer> = img
-        .layers
-        .iter()
-        .map(|l| ImageLayer::new(l.data.clone(), IMAGE_LAYER_GZIP_MEDIA_TYPE.into(), None))
-        .collect();
-    let config = Config::oci_v1(img.config.data.clone(), None);
-    let manifest = OciImageManifest::build(&layers, &config, None);
+    let PushParts { layers, config, manifest } = push_parts(&img);
     let alice = RegistryAuth::Basic("alice".into(), "alice-pw".into());
     c.push(&reference, &layers, config, &alice, Some(manifest)).await.expect("push as alice");
-    let fresh =
-        oci_client::Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+    let fresh = http_client();
     let pulled =
         fresh.pull(&reference, &alice, vec![IMAGE_LAYER_GZIP_MEDIA_TYPE]).await.expect("pull as alice");
     assert_eq!(pulled.layers[0].data, img.layers[0].data);
     s.g.wait_decision(|d| d["route"] == "token" && d["principal"] == "alice");
     let bob = RegistryAuth::Basic("bob".into(), "bob-pw".into());
-    let other =
-        oci_client::Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+    let other = http_client();
     assert!(other.pull(&reference, &bob, vec![IMAGE_LAYER_GZIP_MEDIA_TYPE]).await.is_ok(), "bob may pull");
-    let other =
-        oci_client::Client::new(ClientConfig { protocol: ClientProtocol::Http, ..Default::default() });
+    let other = http_client();
     assert!(
         other.pull(&reference, &RegistryAuth::Anonymous, vec![IMAGE_LAYER_GZIP_MEDIA_TYPE]).await.is_err()
     );

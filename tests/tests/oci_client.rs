@@ -4,8 +4,9 @@
 use futures_util::stream;
 use integration_tests::Server;
 use integration_tests::content::{self, Image};
-use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
-use oci_client::manifest::{IMAGE_LAYER_GZIP_MEDIA_TYPE, OciImageManifest};
+use integration_tests::ociclient::{PushParts, push_parts};
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
@@ -29,13 +30,7 @@ async fn push_and_pull_an_image() {
         let c = client(monolithic);
         let tag = if monolithic { "mono" } else { "chunked" };
         let r = reference(&reg, &format!("rust/client:{tag}"));
-        let layers: Vec<ImageLayer> = img
-            .layers
-            .iter()
-            .map(|l| ImageLayer::new(l.data.clone(), IMAGE_LAYER_GZIP_MEDIA_TYPE.into(), None))
-            .collect();
-        let config = Config::oci_v1(img.config.data.clone(), None);
-        let manifest = OciImageManifest::build(&layers, &config, None);
+        let PushParts { layers, config, manifest } = push_parts(&img);
         c.push(&r, &layers, config, &RegistryAuth::Anonymous, Some(manifest)).await.expect("push");
 
         let pulled =
