@@ -266,6 +266,9 @@ async fn post_password_and_refresh_grants() {
     assert_eq!(body["scope"], "repository:team-a/app:pull");
     assert_eq!(body["expires_in"], 300);
     assert_eq!(body["token_type"], "Bearer");
+    // Some clients repeat `scope` instead of joining the scopes with spaces.
+    let r = post_form(&s.g, "grant_type=password&username=bob&password=bob-pw&client_id=x&scope=repository:team-a/a:pull&scope=repository:team-a/b:pull").await;
+    assert_eq!(r.json()["scope"], "repository:team-a/a:pull repository:team-a/b:pull");
     let access_token = body["access_token"].as_str().unwrap().to_owned();
     let refresh = body["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(s.g.client().bearer(&access_token).get("/v2/team-a/app/tags/list").await.status, 404);

@@ -407,8 +407,14 @@ impl TokenService {
     /// POST: the OAuth2 flow (password and refresh_token grants).
     async fn post(&self, req: TokenRequest<'_>) -> TokenOutcome {
         let mut f = std::collections::HashMap::new();
+        // `scope` is one space-separated value by the spec; some clients repeat the field instead.
+        let mut scope_values = Vec::new();
         for (k, v) in form_urlencoded::parse(req.body) {
-            f.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            if k == "scope" {
+                scope_values.push(v.into_owned());
+            } else {
+                f.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+            }
         }
         let get = |k: &str| f.get(k).map(String::as_str).filter(|v| !v.is_empty());
         let invalid = |oauth: &str, message: &str| {
@@ -427,7 +433,7 @@ impl TokenService {
         if let Err(o) = self.check_service(get("service")) {
             return *o;
         }
-        let scopes = match parse_scopes(get("scope")) {
+        let scopes = match parse_scopes(scope_values.iter().map(String::as_str)) {
             Ok(s) => s,
             Err(e) => return invalid("invalid_scope", &e),
         };
