@@ -8,7 +8,7 @@ files a pod would get.
 ConfigMaps and Secrets the chart rendered are written as the pod would see them (`items` honoured).
 Secrets it only references (existingSecret) get stand-ins by key: a self-signed certificate (and key) for
 tls.crt/tls.key/ca.crt, an htpasswd line for htpasswd, a signing key from `ocigate token keygen` for *.pem,
-and a word for anything else; a policy ConfigMap it only references gets an empty policy.
+a JWKS for *.json, and a word for anything else; a policy ConfigMap it only references gets an empty policy.
 """
 import base64
 import os
@@ -39,11 +39,21 @@ def stand_ins(folder, keys, ocigate):
             line = subprocess.run([ocigate, "passwd", "--cost", "4", "stand-in"], input=b"stand-in\n", check=True,
                                   capture_output=True).stdout
             open(path, "wb").write(line)
+        elif k.endswith(".json"):  # a JWKS with one public key (RFC 7517's example key)
+            open(path, "w").write('{"keys":[{"kty":"EC","crv":"P-256","use":"sig","kid":"stand-in",'
+                                  '"x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",'
+                                  '"y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}]}')
         elif k.endswith(".pem"):
             open(path, "wb").write(subprocess.run([ocigate, "token", "keygen"], check=True,
                                                   capture_output=True).stdout)
         else:
             open(path, "wb").write(b"stand-in\n")
+
+
+def named_in(config_text, mount):
+    """The files the config names under a mount (as `../<folder>/<file>`, relative to /etc/ocigate/config)."""
+    folder = "../" + os.path.relpath(mount["mountPath"], "/etc/ocigate") + "/"
+    return [l.split(folder, 1)[1].strip().strip('"') for l in config_text.splitlines() if folder in l]
 
 
 def main():
@@ -66,9 +76,12 @@ def main():
         os.makedirs(target, exist_ok=True)
         if "configMap" in v:
             source = named.get(("ConfigMap", v["configMap"]["name"]))
-            if source is None:  # the user's own policy ConfigMap: an empty policy stands in
-                assert m["mountPath"] == "/etc/ocigate/policy", f"ConfigMap {v['configMap']['name']} is not rendered"
-                open(os.path.join(target, "policy.yaml"), "w").write("grants: []\n")
+            if source is None:
+                if m["mountPath"] == "/etc/ocigate/policy":  # the user's own policy: an empty one stands in
+                    open(os.path.join(target, "policy.yaml"), "w").write("grants: []\n")
+                else:
+                    items = v["configMap"].get("items")
+                    stand_ins(target, [i["path"] for i in items] if items else named_in(config_text, m), ocigate)
                 continue
             files = {k: s.encode() for k, s in (source.get("data") or {}).items()}
             items = v["configMap"].get("items")
@@ -80,9 +93,8 @@ def main():
                     keys = [i["path"] for i in items]
                 elif m["mountPath"].endswith("/tls"):
                     keys = ["tls.crt", "tls.key"]
-                else:  # the token keys the config names
-                    keys = [l.split("../token-keys/")[1].strip() for l in config_text.splitlines()
-                            if "../token-keys/" in l]
+                else:  # the files the config names there (token keys, ...)
+                    keys = named_in(config_text, m)
                 stand_ins(target, keys, ocigate)
                 continue
             files = {k: base64.b64decode(s) for k, s in (source.get("data") or {}).items()}

@@ -143,6 +143,11 @@ auth:
     {{- end }}
     {{- if .realm }}
     realm: {{ .realm | quote }}
+    {{- else if and $.Values.ingress.enabled $.Values.ingress.tls }}
+    {{- $tls := first $.Values.ingress.tls }}
+    {{- if $tls.hosts }}
+    realm: {{ printf "https://%s/token" (first $tls.hosts) | quote }}
+    {{- end }}
     {{- end }}
     lifetime: {{ .lifetime | quote }}
     refresh_lifetime: {{ .refreshLifetime | quote }}
