@@ -105,6 +105,8 @@ struct JwksServer {
     url: String,
     body: Arc<Mutex<Option<String>>>,
     hits: Arc<AtomicUsize>,
+    /// The head of the last request.
+    last: Arc<Mutex<String>>,
 }
 
 impl JwksServer {
@@ -113,15 +115,19 @@ impl JwksServer {
         let url = format!("http://{}/keys", listener.local_addr().unwrap());
         let body = Arc::new(Mutex::new(Some(body)));
         let hits = Arc::new(AtomicUsize::new(0));
-        let (b, h) = (body.clone(), hits.clone());
+        let last = Arc::new(Mutex::new(String::new()));
+        let (b, h, l) = (body.clone(), hits.clone(), last.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut line = String::new();
+                let mut head = String::new();
                 while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    head.push_str(&line);
                     line.clear();
                 }
+                *l.lock().unwrap() = head;
                 h.fetch_add(1, Ordering::SeqCst);
                 let response = match b.lock().unwrap().clone() {
                     Some(body) => format!(
@@ -136,7 +142,7 @@ impl JwksServer {
                 let _ = stream.write_all(response.as_bytes());
             }
         });
-        JwksServer { url, body, hits }
+        JwksServer { url, body, hits, last }
     }
 
     fn set(&self, body: Option<String>) {
@@ -147,12 +153,13 @@ impl JwksServer {
 #[tokio::test]
 async fn a_jwks_url_is_fetched_again_for_unknown_keys_and_kept_when_it_fails() {
     let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("sa-token"), "projected-token-1\n").unwrap();
     let (k1, k2, k3) = (Signer::new("k1"), Signer::new("k2"), Signer::new("k3"));
     let server = JwksServer::start(jwks_of(&[(&k1, "k1")]));
     let g = gateway(
         tmp.path(),
         &format!(
-            "    - issuer: https://oidc.test\n      audiences: [registry]\n      jwks_url: {}\n      jwks_refresh: 1h",
+            "    - issuer: https://oidc.test\n      audiences: [registry]\n      jwks_url: {}\n      jwks_refresh: 1h\n      jwks_token_file: sa-token",
             server.url
         ),
     );
@@ -161,6 +168,13 @@ async fn a_jwks_url_is_fetched_again_for_unknown_keys_and_kept_when_it_fails() {
     let fetched_at = Instant::now();
     let hits = server.hits.load(Ordering::SeqCst);
     assert!(hits >= 1);
+    assert!(
+        server.last.lock().unwrap().to_lowercase().contains("authorization: bearer projected-token-1"),
+        "the token file is sent: {}",
+        server.last.lock().unwrap()
+    );
+    // The token file is read at each fetch (projected tokens rotate).
+    std::fs::write(tmp.path().join("sa-token"), "projected-token-2\n").unwrap();
 
     // The issuer rotates: a token with the new kid makes the gateway fetch again (at most every 5s).
     server.set(Some(jwks_of(&[(&k1, "k1"), (&k2, "k2")])));
@@ -170,6 +184,7 @@ async fn a_jwks_url_is_fetched_again_for_unknown_keys_and_kept_when_it_fails() {
     .await;
     assert_eq!(status(&g, &token(&k2, "k2")).await, 404, "fetched again for the unknown kid");
     assert_eq!(server.hits.load(Ordering::SeqCst), hits + 1);
+    assert!(server.last.lock().unwrap().to_lowercase().contains("authorization: bearer projected-token-2"));
     // Unknown kids right after do not hammer the issuer.
     for _ in 0..5 {
         assert_eq!(status(&g, &token(&k3, "k3")).await, 401);
@@ -273,4 +288,55 @@ async fn x5c_chains_are_verified_against_the_root_bundle() {
         assert_eq!(r.status, 401, "{what}");
         assert!(r.json()["errors"][0]["detail"].as_str().unwrap().contains(detail), "{what}: {}", r.text());
     }
+}
+
+#[tokio::test]
+async fn another_gateway_trusts_this_ones_tokens_through_its_jwks_over_tls() {
+    use integration_tests::gateway::htpasswd_line;
+    let tmp = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a_dir).unwrap();
+    std::fs::create_dir_all(&b_dir).unwrap();
+    // Gateway A: TLS from a private CA, its own token service.
+    let ca = Ca::new("private-ca");
+    ca.server("gateway-a").write(&a_dir, "server");
+    std::fs::write(a_dir.join("policy.yaml"), POLICY).unwrap();
+    std::fs::write(a_dir.join("htpasswd"), htpasswd_line("dana", "pw") + "\n").unwrap();
+    let out =
+        Command::new(ocigate()).args(["token", "keygen", "-o"]).arg(a_dir.join("a.pem")).output().unwrap();
+    assert!(out.status.success());
+    let a = Gateway::start(
+        &a_dir,
+        "listen:\n  - addr: 127.0.0.1:0\n    tls: {cert: server.crt, key: server.key}\nupstream: {bundled: {root: data}}\nauth:\n  htpasswd: htpasswd\n  token_service: {service: registry-a, keys: [a.pem]}\npolicy: {paths: [policy.yaml]}\n",
+    );
+    // Gateway B trusts A's tokens: A's JWKS over https, with the private CA.
+    std::fs::write(b_dir.join("ca.crt"), &ca.cert).unwrap();
+    let b = gateway(
+        &b_dir,
+        &format!(
+            "    - issuer: registry-a\n      audiences: [registry-a]\n      jwks_url: https://127.0.0.1:{}/token/jwks\n      jwks_ca: ca.crt",
+            a.addr(0).port()
+        ),
+    );
+    let out = Command::new(ocigate())
+        .args(["token", "mint", "--config"])
+        .arg(a_dir.join("config.yaml"))
+        .args(["--subject", "dana", "--scope", "repository:apps/x:pull", "--exact"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    // dana has no groups here, so B's policy does not let her pull apps/x: a 403 (not a 401) shows that B
+    // verified the token with A's key.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = b.client().bearer(&token).get("/v2/apps/x/tags/list").await;
+        if r.status == 403 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B never accepted A's token: {} {}", r.status, r.text());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let d = b.wait_decision(|d| d["principal"] == "dana");
+    assert_eq!(d["auth"], "bearer");
 }

@@ -62,6 +62,25 @@ impl std::hash::Hasher for DigestHasher {
     }
 }
 
+/// The HTTP client for an issuer's JWKS URL, trusting its `jwks_ca` besides the system's roots.
+fn jwks_client(issuer: &Issuer) -> Result<Option<reqwest::Client>, String> {
+    if issuer.jwks_url.is_none() {
+        return Ok(None);
+    }
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(10))
+        .user_agent(concat!("ocigate/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &issuer.jwks_ca {
+        let mut roots = Vec::new();
+        for der in crate::tls::read_certs(path)? {
+            roots.push(reqwest::Certificate::from_der(&der).map_err(|e| format!("{}: {e}", path.display()))?);
+        }
+        builder = builder.tls_certs_merge(roots);
+    }
+    builder.build().map(Some).map_err(|e| format!("cannot build the JWKS client: {e}"))
+}
+
 /// A URL for the log: without user name, password and query.
 fn redacted(url: &str) -> String {
     match reqwest::Url::parse(url) {
@@ -391,6 +410,8 @@ struct IssuerVerifier {
     url: ArcSwap<Vec<Key>>,
     /// When the JWKS URL was last fetched (successfully or not).
     url_fetched: Mutex<Option<Instant>>,
+    /// The client for the JWKS URL (with the issuer's CA, if any).
+    http: Option<reqwest::Client>,
     /// The token service's own issuer.
     own: bool,
     /// Trust anchors for `x5c` chains (`root_cert_bundle`).
@@ -438,7 +459,6 @@ pub struct BearerAuth {
     issuers: Vec<IssuerVerifier>,
     groups: Arc<Groups>,
     verified: RwLock<TokenCache>,
-    http: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for BearerAuth {
@@ -496,6 +516,7 @@ impl BearerAuth {
                 validation.set_required_spec_claims(&["exp", "iss", "aud"]);
                 validations.push((family, validation));
             }
+            let http = jwks_client(&issuer)?;
             let v = IssuerVerifier {
                 issuer,
                 fixed,
@@ -503,6 +524,7 @@ impl BearerAuth {
                 file_stamp: Mutex::new(None),
                 url: ArcSwap::from_pointee(Vec::new()),
                 url_fetched: Mutex::new(None),
+                http,
                 own: own_keys_given,
                 anchors,
                 chains: Mutex::new(HashMap::new()),
@@ -515,18 +537,7 @@ impl BearerAuth {
             }
             out.push(v);
         }
-        let http = if out.iter().any(|i| i.issuer.jwks_url.is_some()) {
-            Some(
-                reqwest::Client::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .timeout(Duration::from_secs(10))
-                    .build()
-                    .map_err(|e| format!("cannot build the JWKS client: {e}"))?,
-            )
-        } else {
-            None
-        };
-        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(TokenCache::default()), http })
+        Ok(BearerAuth { issuers: out, groups, verified: RwLock::new(TokenCache::default()) })
     }
 
     /// The folders of JWKS files (watched for changes).
@@ -579,10 +590,17 @@ impl BearerAuth {
 
     async fn fetch_url(&self, index: usize) -> bool {
         let issuer = &self.issuers[index];
-        let (Some(url), Some(http)) = (&issuer.issuer.jwks_url, &self.http) else { return false };
+        let (Some(url), Some(http)) = (&issuer.issuer.jwks_url, &issuer.http) else { return false };
         *lock(&issuer.url_fetched) = Some(Instant::now());
         let fetched = async {
-            let mut r = http.get(url).send().await.map_err(|e| e.without_url().to_string())?;
+            let mut request = http.get(url);
+            if let Some(path) = &issuer.issuer.jwks_token_file {
+                // Read each time: projected service-account tokens rotate.
+                let token = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read jwks_token_file {}: {e}", path.display()))?;
+                request = request.bearer_auth(token.trim());
+            }
+            let mut r = request.send().await.map_err(|e| e.without_url().to_string())?;
             if !r.status().is_success() {
                 return Err(format!("HTTP {}", r.status()));
             }

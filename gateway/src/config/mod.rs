@@ -220,6 +220,11 @@ pub struct IssuerSpec {
     pub jwks_url: Option<String>,
     /// How often `jwks_url` is fetched (default 5m).
     pub jwks_refresh: Option<String>,
+    /// CA bundle (PEM) for an `https://` `jwks_url` with a private CA (e.g. the Kubernetes API server's).
+    pub jwks_ca: Option<PathBuf>,
+    /// A bearer token sent with each `jwks_url` fetch, read from this file every time (e.g. a projected
+    /// service-account token, which rotates).
+    pub jwks_token_file: Option<PathBuf>,
     /// Accepted algorithms (default: ES256, ES384, RS256, RS384, RS512, PS256, PS384, PS512, EdDSA).
     #[serde(default)]
     pub algorithms: Vec<String>,

@@ -174,6 +174,10 @@ pub struct Issuer {
     pub jwks_url: Option<String>,
     /// How often the JWKS URL is fetched.
     pub jwks_refresh: Duration,
+    /// CA bundle for the JWKS URL.
+    pub jwks_ca: Option<PathBuf>,
+    /// Bearer token file for the JWKS URL.
+    pub jwks_token_file: Option<PathBuf>,
     /// Accepted algorithms (names as in JWS `alg`).
     pub algorithms: Vec<String>,
     /// Leeway for exp/nbf.
@@ -714,6 +718,21 @@ fn issuer(
     }
     let jwks_refresh =
         duration(s.jwks_refresh.as_deref(), &format!("{at}.jwks_refresh"), Duration::from_secs(300), errors);
+    let jwks_ca = s.jwks_ca.as_ref().map(|p| resolve(p));
+    let jwks_token_file = s.jwks_token_file.as_ref().map(|p| resolve(p));
+    if (jwks_ca.is_some() || jwks_token_file.is_some()) && s.jwks_url.is_none() {
+        errors.push(format!("{at}: jwks_ca and jwks_token_file go with jwks_url"));
+    }
+    if let Some(p) = &jwks_ca
+        && let Err(e) = crate::tls::read_certs(p)
+    {
+        errors.push(format!("{at}.jwks_ca: {e}"));
+    }
+    if let Some(p) = &jwks_token_file
+        && let Err(e) = std::fs::metadata(p)
+    {
+        errors.push(format!("{at}.jwks_token_file: cannot read {}: {e}", p.display()));
+    }
     if jwks_refresh < Duration::from_secs(1) {
         errors.push(format!("{at}.jwks_refresh: give at least 1s"));
     }
@@ -739,6 +758,8 @@ fn issuer(
         jwks_file,
         jwks_url: s.jwks_url.clone(),
         jwks_refresh,
+        jwks_ca,
+        jwks_token_file,
         algorithms,
         leeway,
         subject_claim: s.subject_claim.clone().unwrap_or_else(|| "sub".into()),

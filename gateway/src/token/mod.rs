@@ -237,6 +237,8 @@ impl TokenService {
                 jwks_file: None,
                 jwks_url: None,
                 jwks_refresh: Duration::from_secs(300),
+                jwks_ca: None,
+                jwks_token_file: None,
                 algorithms: crate::config::validate::DEFAULT_ALGORITHMS
                     .iter()
                     .map(|a| (*a).to_owned())
