@@ -50,6 +50,7 @@ auth:
       audiences: [registry]
       jwks_file: idp.jwks
       subject_claim: preferred_username
+      subject_prefix: "idp:"
       groups_claim: realm_access.roles
 policy:
   paths: [policy.yaml]
@@ -90,7 +91,8 @@ async fn keys_are_found_by_any_of_their_ids() {
     }));
     let r = s.g.client().bearer(&idp).get("/v2/other/thing/tags/list").await;
     assert_eq!(r.status, 404, "olivia is in ops by her token's roles: {}", r.text());
-    let d = s.g.wait_decision(|d| d["principal"] == "olivia");
+    // Subjects of this issuer carry its prefix: never taken for an htpasswd user or another issuer's.
+    let d = s.g.wait_decision(|d| d["principal"] == "idp:olivia");
     assert_eq!((d["auth"].as_str(), d["rule"].as_str()), (Some("bearer"), Some("ops")));
 }
 

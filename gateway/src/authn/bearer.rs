@@ -741,6 +741,11 @@ impl BearerAuth {
                 issuer.subject_claim
             )));
         }
+        let subject = if issuer.subject_prefix.is_empty() || subject.is_empty() {
+            subject
+        } else {
+            format!("{}{subject}", issuer.subject_prefix)
+        };
         let mut groups: Vec<String> = match lookup(&claims, &issuer.groups_claim) {
             Some(Value::Array(items)) => items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
             Some(Value::String(s)) => vec![s.clone()],

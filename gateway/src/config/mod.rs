@@ -232,6 +232,9 @@ pub struct IssuerSpec {
     pub leeway: Option<String>,
     /// Claim naming the principal (default `sub`).
     pub subject_claim: Option<String>,
+    /// Put before every subject of this issuer (e.g. `oidc:`), so that its names cannot be taken for
+    /// htpasswd users or another issuer's subjects; policies then name `oidc:alice`.
+    pub subject_prefix: Option<String>,
     /// Claim holding the groups, as a dotted path (default `groups`).
     pub groups_claim: Option<String>,
 }

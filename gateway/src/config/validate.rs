@@ -184,6 +184,8 @@ pub struct Issuer {
     pub leeway: Duration,
     /// Subject claim.
     pub subject_claim: String,
+    /// Prefix of the subjects.
+    pub subject_prefix: String,
     /// Groups claim (dotted path).
     pub groups_claim: String,
 }
@@ -763,6 +765,7 @@ fn issuer(
         algorithms,
         leeway,
         subject_claim: s.subject_claim.clone().unwrap_or_else(|| "sub".into()),
+        subject_prefix: s.subject_prefix.clone().unwrap_or_default(),
         groups_claim: s.groups_claim.clone().unwrap_or_else(|| "groups".into()),
     };
     if errors.len() == n

@@ -245,6 +245,7 @@ impl TokenService {
                     .collect(),
                 leeway: Duration::from_secs(60),
                 subject_claim: "sub".into(),
+                subject_prefix: String::new(),
                 groups_claim: "groups".into(),
             },
             keys: keys.verifying().iter().map(Key::clone).collect(),
